@@ -1,0 +1,56 @@
+"""Exceptions raised by the core. The UI turns each into one readable message."""
+
+from __future__ import annotations
+
+
+class DashboardError(Exception):
+    """Base class: the message is meant to be shown to a person as it is."""
+
+
+# --- images -------------------------------------------------------------------------------
+class ImageInputError(DashboardError):
+    """An uploaded file cannot be used as an image."""
+
+
+class EmptyImageError(ImageInputError):
+    """No image was given, or the file is empty."""
+
+
+class UnsupportedImageFormatError(ImageInputError):
+    """The file is not one of the allowed image formats."""
+
+
+class ImageTooLargeError(ImageInputError):
+    """The image declares more pixels than the configured cap."""
+
+
+class CorruptImageError(ImageInputError):
+    """The file claims to be an image but cannot be decoded (truncated, damaged)."""
+
+
+# --- models -------------------------------------------------------------------------------
+class ModelError(DashboardError):
+    """A model cannot be found, loaded or run."""
+
+
+class UnknownModelError(ModelError, KeyError):
+    """A model key that is not in the registry."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ModelRefusedError(ModelError):
+    """A model id that this deployment does not allow (free-form ids off, too large, not a classifier)."""
+
+
+class NotAnImageClassifierError(ModelRefusedError):
+    """A Hub id or directory whose model is not an image-classification model."""
+
+
+class WeightsUnavailableError(ModelError):
+    """Weights are missing from the cache and could not be fetched, or are corrupt."""
+
+
+class InferenceError(ModelError):
+    """A model failed while classifying an image."""

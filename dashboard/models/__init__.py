@@ -1,0 +1,1 @@
+"""Model registry, backends and the shared model cache."""

@@ -1,0 +1,99 @@
+"""A lazy, thread-safe, memory-bounded cache of loaded classifiers."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dashboard.models.classifier import Classifier
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadInfo:
+    """How a ``get`` was served: from memory, or by a cold load that took ``load_ms``."""
+
+    cached: bool
+    load_ms: float
+
+    def describe(self) -> str:
+        return "cached" if self.cached else f"{self.load_ms:.0f} ms"
+
+
+class ModelCache:
+    """Loads each model on first use, exactly once however many threads ask at the same time.
+
+    Failed loads are not cached (the next request retries). When the loaded models' weights
+    exceed ``budget_bytes``, the least recently used ones are dropped; the model just asked for
+    always stays, even alone over budget.
+    """
+
+    def __init__(self, loader: Callable[[str], Classifier], budget_bytes: int) -> None:
+        self._loader = loader
+        self._budget = budget_bytes
+        self._models: OrderedDict[str, Classifier] = OrderedDict()
+        self._lock = threading.Lock()  # guards _models, _key_locks, load_ms, evicted
+        self._key_locks: dict[str, threading.Lock] = {}
+        self.load_ms: dict[str, float] = {}  # last cold-load time per key
+        self.evicted: list[str] = []
+
+    def get(self, key: str) -> tuple[Classifier, LoadInfo]:
+        """The classifier for ``key``, loading it if needed."""
+        with self._lock:
+            hit = self._touch(key)
+            if hit is not None:
+                return hit, LoadInfo(True, 0.0)
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:  # one loader per key; other keys load in parallel
+            with self._lock:
+                hit = self._touch(key)
+                if hit is not None:
+                    return hit, LoadInfo(True, 0.0)
+            start = time.perf_counter()
+            classifier = self._loader(key)
+            load_ms = (time.perf_counter() - start) * 1e3
+            with self._lock:
+                self._models[key] = classifier
+                self.load_ms[key] = load_ms
+                self._evict_over_budget(keep=key)
+            log.info("loaded %s in %.0f ms", key, load_ms)
+            return classifier, LoadInfo(False, load_ms)
+
+    def is_loaded(self, key: str) -> bool:
+        with self._lock:
+            return key in self._models
+
+    def loaded_keys(self) -> list[str]:
+        """Loaded keys, least recently used first."""
+        with self._lock:
+            return list(self._models)
+
+    def loaded_bytes(self) -> int:
+        with self._lock:
+            return sum(c.info.weight_bytes for c in self._models.values())
+
+    def clear(self) -> None:
+        with self._lock:
+            self._models.clear()
+
+    def _touch(self, key: str) -> Classifier | None:
+        classifier = self._models.get(key)
+        if classifier is not None:
+            self._models.move_to_end(key)
+        return classifier
+
+    def _evict_over_budget(self, keep: str) -> None:
+        total = sum(c.info.weight_bytes for c in self._models.values())
+        for key in list(self._models):
+            if total <= self._budget:
+                break
+            if key == keep:
+                continue
+            total -= self._models.pop(key).info.weight_bytes
+            self.evicted.append(key)
+            log.info("evicted %s to stay within the memory budget", key)

@@ -1,0 +1,159 @@
+"""A classifier in three timed stages: preprocess -> forward -> postprocess."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dashboard.errors import InferenceError
+
+if TYPE_CHECKING:  # torch is imported lazily: `import dashboard` must stay cheap
+    import torch
+    from PIL import Image
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the UI shows about a loaded model (the one-line model card)."""
+
+    key: str
+    display_name: str
+    backend: str
+    num_params: int
+    weight_bytes: int
+    input_size: tuple[int, int]
+    weights_id: str
+    num_classes: int
+
+
+@dataclass(frozen=True)
+class ClassScore:
+    index: int
+    label: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class StageTimes:
+    preprocess_ms: float
+    forward_ms: float
+    postprocess_ms: float
+
+    @property
+    def total_ms(self) -> float:
+        return self.preprocess_ms + self.forward_ms + self.postprocess_ms
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Top-k classes (by index, labels attached last), the full distribution and stage times."""
+
+    model_key: str
+    top: tuple[ClassScore, ...]
+    probabilities: np.ndarray  # softmax over every class, float32, index-aligned with `labels`
+    labels: tuple[str, ...]
+    times: StageTimes
+    num_params: int
+    device: str
+
+    def label_dict(self) -> dict[str, float]:
+        """{label: probability} for the top-k, as gr.Label expects."""
+        return {score.label: score.probability for score in self.top}
+
+
+def unique_labels(names: Sequence[str]) -> tuple[str, ...]:
+    """Labels with duplicates told apart by their index ("crane (134)", "crane (517)")."""
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+    return tuple(f"{name} ({i})" if counts[name] > 1 else name for i, name in enumerate(names))
+
+
+class Classifier:
+    """One loaded model. Thread-safe for inference: it holds no per-call state."""
+
+    def __init__(
+        self,
+        info: ModelInfo,
+        model: torch.nn.Module,
+        transform: Callable[[list[Image.Image]], torch.Tensor],
+        labels: Sequence[str],
+        device: torch.device,
+        logits_of: Callable[[Any], torch.Tensor] = lambda output: output,
+    ) -> None:
+        self.info = info
+        self.model = model
+        self.labels = unique_labels(labels)
+        self.device = device
+        self._transform = transform
+        self._logits_of = logits_of
+
+    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """The model's own recipe (weights.transforms() / image processor), batched, on device."""
+        return self._transform(list(images)).to(self.device, non_blocking=True)
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        with torch.inference_mode():
+            return self._logits_of(self.model(batch))
+
+    def postprocess(self, logits: torch.Tensor, top_k: int) -> list[tuple[np.ndarray, list[ClassScore]]]:
+        """Softmax over all classes, top-k by index, then labels."""
+        import torch
+
+        with torch.inference_mode():
+            probs = logits.float().softmax(dim=-1)
+            k = max(1, min(int(top_k), probs.shape[-1]))
+            top_p, top_i = probs.topk(k, dim=-1)
+            probs_np, top_p_np, top_i_np = (t.cpu().numpy() for t in (probs, top_p, top_i))
+        results = []
+        for row, ps, idx in zip(probs_np, top_p_np, top_i_np):
+            scores = [ClassScore(int(i), self.labels[int(i)], float(p)) for i, p in zip(idx, ps)]
+            results.append((row, scores))
+        return results
+
+    def classify(self, image: Image.Image, top_k: int = 3) -> Prediction:
+        return self.classify_batch([image], top_k)[0]
+
+    def classify_batch(self, images: Sequence[Image.Image], top_k: int = 3) -> list[Prediction]:
+        """Classify several images in one forward pass; each gets the batch's stage times."""
+        try:
+            t0 = time.perf_counter()
+            batch = self.preprocess(images)
+            self._sync()
+            t1 = time.perf_counter()
+            logits = self.forward(batch)
+            self._sync()
+            t2 = time.perf_counter()
+            rows = self.postprocess(logits, top_k)
+            t3 = time.perf_counter()
+        except Exception as exc:  # a model failure must not take the server down
+            raise InferenceError(
+                f"{self.info.display_name} failed on this image ({type(exc).__name__}: {exc}). "
+                "Try another image or model."
+            ) from exc
+        times = StageTimes((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
+        return [
+            Prediction(self.info.key, tuple(scores), probs, self.labels, times,
+                       self.info.num_params, str(self.device))
+            for probs, scores in rows
+        ]
+
+    def warm_up(self) -> None:
+        """One forward pass on a blank batch, so a user's first request is not the slow one."""
+        import torch
+
+        height, width = self.info.input_size
+        self.forward(torch.zeros(1, 3, height, width, device=self.device))
+        self._sync()
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            import torch
+
+            torch.cuda.synchronize(self.device)

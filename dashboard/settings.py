@@ -1,0 +1,104 @@
+"""The one place that resolves configuration: explicit value > environment > default."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+ENV_PREFIX = "DASHBOARD_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the core and the app can be configured with. Frozen: share it freely."""
+
+    host: str = "127.0.0.1"
+    port: int = 7860
+    share: bool = False
+    device: str = "auto"  # "auto" picks CUDA when present, else CPU; or "cpu", "cuda", "cuda:1"
+    preload: tuple[str, ...] = ()
+    top_k: int = 3
+    max_pixels: int = 40_000_000  # images declaring more pixels are refused before decoding
+    max_file_size_mb: float = 20.0  # upload cap enforced by the server
+    memory_budget_mb: int = 4096  # loaded models beyond this are evicted, least recently used first
+    allow_custom_models: bool = True  # free-form Hub ids / local directories (turn off on public Spaces)
+    max_model_params: int = 400_000_000  # larger free-form models are refused before download
+    queue_max_size: int = 64  # requests waiting beyond this get "busy, try again"
+    workers: int = 1  # concurrent model calls; torch threads are split between them
+    result_cache_size: int = 256  # identical repeats (same bytes, model, top-k) answered from memory
+    # Environment variable names that are read, besides DASHBOARD_<FIELD>:
+    aliases: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: {"host": ("GRADIO_SERVER_NAME",), "port": ("GRADIO_SERVER_PORT",)},
+        repr=False,
+        compare=False,
+    )
+
+
+def _parse(name: str, raw: str, default: Any) -> Any:
+    if isinstance(default, bool):
+        lowered = raw.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off", ""}:
+            return False
+        raise ValueError(f"{ENV_PREFIX}{name.upper()}={raw!r}: expected true or false")
+    if isinstance(default, tuple):
+        return tuple(part for part in (p.strip() for p in raw.replace(",", " ").split()) if part)
+    try:
+        return type(default)(raw)
+    except ValueError:
+        raise ValueError(
+            f"{ENV_PREFIX}{name.upper()}={raw!r}: expected a {type(default).__name__}"
+        ) from None
+
+
+def resolve_settings(env: Mapping[str, str] | None = None, **explicit: Any) -> Settings:
+    """Build Settings from explicit values (None means "not given"), then the environment.
+
+    Environment variables are ``DASHBOARD_<FIELD>`` (e.g. ``DASHBOARD_DEVICE=cpu``); host and
+    port also honour ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT``, which Spaces set.
+    """
+    env = os.environ if env is None else env
+    defaults = Settings()
+    unknown = set(explicit) - {f.name for f in dataclasses.fields(Settings)}
+    if unknown:
+        raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(Settings):
+        if f.name == "aliases":
+            continue
+        default = getattr(defaults, f.name)
+        value = explicit.get(f.name)
+        if value is None:
+            for var in (ENV_PREFIX + f.name.upper(), *defaults.aliases.get(f.name, ())):
+                if env.get(var) not in (None, ""):
+                    value = _parse(f.name, env[var], default)
+                    break
+        if value is None:
+            continue
+        if isinstance(default, tuple):
+            value = tuple(value)
+        values[f.name] = value
+    settings = Settings(**values)
+    _validate(settings)
+    return settings
+
+
+def _validate(s: Settings) -> None:
+    checks = {
+        "port": 0 <= s.port <= 65535,
+        "top_k": 1 <= s.top_k <= 10,
+        "max_pixels": s.max_pixels > 0,
+        "max_file_size_mb": s.max_file_size_mb > 0,
+        "memory_budget_mb": s.memory_budget_mb > 0,
+        "max_model_params": s.max_model_params > 0,
+        "queue_max_size": s.queue_max_size > 0,
+        "workers": s.workers >= 1,
+        "result_cache_size": s.result_cache_size >= 0,
+    }
+    bad = [name for name, ok in checks.items() if not ok]
+    if bad:
+        raise ValueError(f"invalid setting(s): {', '.join(f'{n}={getattr(s, n)!r}' for n in bad)}")

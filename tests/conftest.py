@@ -1,0 +1,87 @@
+"""Test set-up: offline model caches with random-init checkpoints in their real layouts.
+
+The environment is set before anything imports torch.hub or huggingface_hub (which read
+HF_HOME once, at import), so every test runs the real loading code against these caches and
+never touches the network.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+
+_ROOT = Path(tempfile.mkdtemp(prefix="dashboard-test-caches-"))
+TORCH_HOME = _ROOT / "torch"
+HF_HOME = _ROOT / "hf"
+
+# Built-in models written once per session; the others are written by the tests that need them.
+FULL_SIZE_TORCHVISION = ("resnet18", "squeezenet1_1")
+HUB_FULL_SIZE = ("google/vit-base-patch16-224",)
+HUB_TINY = ("google/vit-large-patch16-224", "facebook/deit-tiny-patch16-224",
+            "facebook/deit-small-patch16-224", "facebook/deit-base-patch16-224")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.update({
+        "TORCH_HOME": str(TORCH_HOME),
+        "HF_HOME": str(HF_HOME),
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "TOKENIZERS_PARALLELISM": "false",
+    })
+    for name in ("DASHBOARD_DEVICE", "DASHBOARD_ALLOW_CUSTOM_MODELS", "DASHBOARD_MEMORY_BUDGET_MB"):
+        os.environ.pop(name, None)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_ROOT, ignore_errors=True)
+
+
+_written: set[str] = set()
+_write_lock = threading.Lock()
+
+
+def ensure_checkpoint(key: str, *, tiny: bool = True) -> None:
+    """Write the random-init checkpoint of a built-in model into the session caches, once."""
+    from dashboard import random_weights
+    from dashboard.models.registry import get_spec
+
+    with _write_lock:
+        if key in _written:
+            return
+        if get_spec(key).backend == "torchvision":
+            random_weights.write_torchvision_checkpoint(key, TORCH_HOME)
+        else:
+            random_weights.write_hub_checkpoint(key, HF_HOME, tiny=tiny)
+        _written.add(key)
+
+
+@pytest.fixture(scope="session")
+def model_caches() -> Path:
+    """The session's TORCH_HOME/HF_HOME with the default models (full size) and tiny presets."""
+    for key in FULL_SIZE_TORCHVISION + HUB_FULL_SIZE:
+        ensure_checkpoint(key, tiny=False)
+    for key in HUB_TINY:
+        ensure_checkpoint(key, tiny=True)
+    return _ROOT
+
+
+@pytest.fixture(scope="session")
+def service(model_caches):
+    """One shared service over the session caches (CPU, like CI)."""
+    from dashboard.service import ClassificationService
+    from dashboard.settings import resolve_settings
+
+    return ClassificationService(resolve_settings(device="cpu"))
+
+
+@pytest.fixture(scope="session")
+def photo() -> Path:
+    """A real photo from the examples folder."""
+    return Path(__file__).resolve().parent.parent / "assets" / "examples" / "cat.jpg"
