@@ -85,3 +85,41 @@ def service(model_caches):
 def photo() -> Path:
     """A real photo from the examples folder."""
     return Path(__file__).resolve().parent.parent / "assets" / "examples" / "cat.jpg"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_settings(model_caches):
+    from dashboard.settings import resolve_settings
+
+    return resolve_settings(device="cpu", port=free_port(), max_file_size_mb=5, queue_max_size=64)
+
+
+@pytest.fixture(scope="session")
+def running_app(app_settings):
+    """The dashboard served in-process on a free port, over the offline test caches."""
+    from dashboard.app import build_demo, launch_kwargs
+
+    demo = build_demo(app_settings)
+    demo.launch(**launch_kwargs(app_settings), prevent_thread_lock=True, quiet=True)
+    yield demo
+    demo.close()
+
+
+@pytest.fixture(scope="session")
+def app_url(running_app, app_settings) -> str:
+    return f"http://127.0.0.1:{app_settings.port}/"
+
+
+@pytest.fixture(scope="session")
+def client(app_url):
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False)

@@ -1,0 +1,6 @@
+"""Hugging Face Space entry point: serve the dashboard with settings from the environment."""
+
+from dashboard.app import serve
+
+if __name__ == "__main__":
+    serve()

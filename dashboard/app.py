@@ -1,0 +1,80 @@
+"""build_demo(settings) assembles the dashboard; serve(settings) launches it. Nothing runs on import."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import gradio as gr
+
+from dashboard.handlers import Handlers
+from dashboard.service import ClassificationService
+from dashboard.settings import Settings, resolve_settings
+from dashboard.tabs import compare as compare_tab
+from dashboard.tabs import resnet as resnet_tab
+from dashboard.tabs import vit as vit_tab
+from dashboard.tabs.common import RawImage
+
+log = logging.getLogger(__name__)
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
+TITLE = "Image classifier dashboard"
+INTRO = (f"# {TITLE}\nUpload an image once (file, webcam or clipboard) and explore it with "
+         "torchvision CNNs, Vision Transformers from the Hugging Face Hub, or several models side by side. "
+         "Models load on first use and stay cached.")
+# Every `frequency` seconds, delete temporary files (uploads, CSV exports) older than `age`.
+DELETE_CACHE = (600, 3600)
+
+
+def example_images() -> list[str]:
+    """gradio's own lion and cheetah, then the photos of assets/examples (see CREDITS.md there)."""
+    from gradio.media import get_image
+
+    return [get_image("lion.jpg"), get_image("cheetah.jpg"),
+            *sorted(str(p) for p in EXAMPLES_DIR.glob("*.jpg"))]
+
+
+def build_demo(settings: Settings | None = None, service: ClassificationService | None = None) -> gr.Blocks:
+    """The whole dashboard: one shared image above three tabs. Loads no model."""
+    settings = settings or resolve_settings()
+    service = service or ClassificationService(settings)
+    with gr.Blocks(title=TITLE, delete_cache=DELETE_CACHE) as demo:
+        gr.Markdown(INTRO)
+        image = RawImage(label="Image", type="filepath", sources=["upload", "webcam", "clipboard"],
+                         height=320, elem_id="shared-image")
+        # No fn: clicking an example only fills the image, so nothing is cached or run at start-up.
+        gr.Examples(examples=[[p] for p in example_images()], inputs=[image], label="Examples",
+                    examples_per_page=8)
+        handlers = Handlers(service, Path(image.GRADIO_CACHE) / "exports")
+        with gr.Tabs():
+            with gr.Tab("ResNet", id="resnet"):
+                resnet_tab.build_tab(image, handlers)
+            with gr.Tab("ViT", id="vit"):
+                vit_tab.build_tab(image, handlers, settings.allow_custom_models)
+            with gr.Tab("Compare", id="compare"):
+                compare_tab.build_tab(image, handlers)
+    demo.queue(max_size=settings.queue_max_size, default_concurrency_limit=settings.workers)
+    demo.service = service  # type: ignore[attr-defined]  # for preloading and tests
+    return demo
+
+
+def launch_kwargs(settings: Settings) -> dict:
+    """The hardened launch options shared by the CLI, the Space entry and the tests."""
+    return dict(
+        server_name=settings.host,
+        server_port=settings.port,
+        share=settings.share,
+        max_file_size=int(settings.max_file_size_mb * 2**20),
+        show_error=False,  # curated gr.Error messages only
+        allowed_paths=[],
+        footer_links=["api", "gradio"],
+    )
+
+
+def serve(settings: Settings | None = None) -> None:
+    """Build, preload what was asked for, and serve until interrupted."""
+    settings = settings or resolve_settings()
+    demo = build_demo(settings)
+    if settings.preload:
+        for key, info in demo.service.preload(settings.preload).items():  # type: ignore[attr-defined]
+            log.info("preloaded %s (%s)", key, info.describe())
+    demo.launch(**launch_kwargs(settings))

@@ -1,0 +1,124 @@
+"""Named callbacks between the Gradio components and the core, and the one error adapter.
+
+Core exceptions become ``gr.Error`` with the core's message; anything unexpected is logged with
+its traceback and shown as a short, curated message - never a stack trace, never error text in
+a Label.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import gradio as gr
+
+from dashboard.errors import DashboardError, EmptyImageError
+from dashboard.service import Classification, ClassificationService
+
+log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+MAX_COMPARE = 4
+CHART_COLUMNS = ("model", "stage", "ms")
+
+
+def user_errors(fn: F) -> F:
+    """Turn core errors into gr.Error messages; hide everything else behind a curated one."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except DashboardError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        except Exception:
+            log.exception("unexpected error in %s", fn.__name__)
+            raise gr.Error(
+                "Something went wrong on the server while handling this request. "
+                "Please try again; if it keeps happening, try another image or model.",
+                print_exception=False,
+            ) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def model_card(result: Classification) -> str:
+    """The one-line model card: parameters, input size, weights id, and how it was loaded."""
+    info = result.info
+    h, w = info.input_size
+    load = "answered from the result cache" if result.repeated else (
+        "model cached" if result.load.cached else f"loaded in {result.load.load_ms / 1e3:.1f} s (first use)"
+    )
+    return (f"**{info.display_name}** · {info.num_params / 1e6:.1f}M parameters · input {h}×{w} · "
+            f"{info.num_classes} classes · weights `{info.weights_id}` · {result.prediction.device} · {load}")
+
+
+class Handlers:
+    """The callbacks of every tab, bound to one service (the process-wide model cache)."""
+
+    def __init__(self, service: ClassificationService, export_dir: Path) -> None:
+        self.service = service
+        self.export_dir = export_dir
+
+    def _announce_load(self, keys: Sequence[str], progress: gr.Progress) -> None:
+        cold = [key for key in keys if not self.service.is_loaded(key)]
+        if cold:
+            names = ", ".join(self.service.spec(key).display_name for key in cold)
+            progress(0.05, desc=f"Loading {names} (first use, a few seconds)…")
+
+    def _run(self, image: str | None, keys: Sequence[str], top_k: float, progress: gr.Progress):
+        if image is None:
+            raise EmptyImageError("Upload an image first (or pick one of the examples).")
+        self._announce_load(keys, progress)
+        return self.service.compare_models(image, keys, int(top_k))
+
+    def classify(self, image: str | None, key: str, top_k: float, progress: gr.Progress):
+        """One model: (label values, latency table, model card)."""
+        from dashboard.compare import latency_table
+
+        (result,) = self._run(image, [key], top_k, progress)
+        return result.prediction.label_dict(), latency_table([result]), model_card(result)
+
+    def compare(self, image: str | None, keys: Sequence[str], top_k: float, progress: gr.Progress):
+        """2-4 models: a Label per slot, latency, agreement, chart data and the CSV file."""
+        import pandas as pd
+
+        from dashboard.compare import agreement_table, latency_table
+
+        keys = list(dict.fromkeys(keys or []))
+        if not 2 <= len(keys) <= MAX_COMPARE:
+            raise gr.Error(f"Choose between 2 and {MAX_COMPARE} models to compare (you chose {len(keys)}).",
+                           print_exception=False)
+        results = self._run(image, keys, top_k, progress)
+        labels = [gr.update(value=r.prediction.label_dict(), label=r.info.display_name, visible=True)
+                  for r in results]
+        labels += [gr.update(value=None, visible=False)] * (MAX_COMPARE - len(results))
+        latency = latency_table(results)
+        chart = pd.DataFrame(
+            [(r.info.display_name, stage, round(ms, 1)) for r in results
+             for stage, ms in (("preprocess", r.prediction.times.preprocess_ms),
+                               ("forward", r.prediction.times.forward_ms),
+                               ("postprocess", r.prediction.times.postprocess_ms))],
+            columns=list(CHART_COLUMNS),
+        )
+        agreement = agreement_table(results)
+        return (*labels, latency, agreement, chart, self._export_csv(latency, results))
+
+    def _export_csv(self, latency, results: Sequence[Classification]) -> str:
+        """The comparison as one tidy CSV (latency table + each model's top-1), written inside
+        Gradio's cache folder so that delete_cache removes it."""
+        table = latency.assign(
+            **{"top-1": [r.prediction.top[0].label for r in results],
+               "top-1 probability": [round(r.prediction.top[0].probability, 6) for r in results]}
+        )
+        self.export_dir.mkdir(parents=True, exist_ok=True)
+        fd, path = tempfile.mkstemp(dir=self.export_dir, prefix="comparison-", suffix=".csv")
+        with os.fdopen(fd, "w", newline="") as f:
+            table.to_csv(f, index=False)
+        return path

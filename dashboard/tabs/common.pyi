@@ -1,0 +1,58 @@
+"""Pieces shared by the tabs: the raw image input and the per-model output block."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import tempfile
+
+import gradio as gr
+from gradio.data_classes import ImageData
+
+from dashboard.compare import LATENCY_COLUMNS
+
+from gradio.events import Dependency
+
+class RawImage(gr.Image):
+    """A gr.Image whose handler receives the uploaded file untouched.
+
+    gr.Image's own preprocessing opens every upload with all of Pillow's plugins; our core
+    (dashboard.images) must be the first and only code that parses user bytes, so that refusals
+    are specific and decompression bombs are never decoded.
+    """
+
+    def get_block_name(self) -> str:
+        return "image"  # same front-end component as gr.Image
+
+    def preprocess(self, payload: ImageData | None) -> str | None:
+        if payload is None:
+            return None
+        if payload.url and payload.url.startswith("data:"):  # base64 from an API client
+            try:
+                data = base64.b64decode(payload.url.split(",", 1)[1], validate=False)
+            except (IndexError, binascii.Error):
+                raise gr.Error("The image data sent could not be read.", print_exception=False) from None
+            fd, path = tempfile.mkstemp(dir=self.GRADIO_CACHE, suffix=".upload")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            self.temp_files.add(path)
+            return path
+        return payload.path
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+def model_outputs(prefix: str) -> tuple[gr.Label, gr.Markdown, gr.Dataframe]:
+    """A Label for the top-k, the one-line model card and the stage-time table."""
+    label = gr.Label(label="Top classes", num_top_classes=10, elem_id=f"{prefix}-label")
+    card = gr.Markdown(elem_id=f"{prefix}-card")
+    times = gr.Dataframe(headers=list(LATENCY_COLUMNS), label="Latency per stage (ms)",
+                         interactive=False, elem_id=f"{prefix}-times")
+    return label, card, times
+
+
+TOP_K = dict(minimum=1, maximum=10, step=1, value=3, label="Top-k")
