@@ -52,7 +52,10 @@ def build_demo(settings: Settings | None = None, service: ClassificationService 
                 vit_tab.build_tab(image, handlers, settings.allow_custom_models)
             with gr.Tab("Compare", id="compare"):
                 compare_tab.build_tab(image, handlers)
-    demo.queue(max_size=settings.queue_max_size, default_concurrency_limit=settings.workers)
+    # Model events share one concurrency group; requests that overlap are merged into one
+    # forward pass by the service, so the group admits a full batch per forward slot.
+    demo.queue(max_size=settings.queue_max_size,
+               default_concurrency_limit=settings.workers * settings.max_batch_size)
     demo.service = service  # type: ignore[attr-defined]  # for preloading and tests
     return demo
 

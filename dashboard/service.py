@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Union
 
 from dashboard.images import load_image, read_source, source_digest
+from dashboard.models.batching import BatchRunner
 from dashboard.models.cache import LoadInfo, ModelCache
 from dashboard.models.classifier import Classifier, ModelInfo, Prediction
 from dashboard.models.registry import ModelSpec, resolve_spec
@@ -60,6 +61,7 @@ class ClassificationService:
         self._device: str | None = None
         self._results: OrderedDict[tuple, Classification] = OrderedDict()
         self._results_lock = threading.Lock()
+        self._batches = BatchRunner(self.settings.max_batch_size, slots=self.settings.workers)
 
     # --- models ---------------------------------------------------------------------------
     @property
@@ -133,7 +135,8 @@ class ClassificationService:
             if image is None:
                 image = load_image(data, max_pixels=self.settings.max_pixels, filename=filename).image
             classifier, load = self.cache.get(spec.key)
-            prediction = classifier.classify(image, top_k)
+            batch, preprocess_ms = classifier.timed_preprocess([image])
+            prediction = self._batches.run(classifier, batch, top_k, preprocess_ms)
             result = Classification(prediction, classifier.info, load)
             self._remember((digest, spec.key, top_k), result)
             results.append(result)

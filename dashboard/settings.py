@@ -27,7 +27,8 @@ class Settings:
     allow_custom_models: bool = True  # free-form Hub ids / local directories (turn off on public Spaces)
     max_model_params: int = 400_000_000  # larger free-form models are refused before download
     queue_max_size: int = 64  # requests waiting beyond this get "busy, try again"
-    workers: int = 1  # concurrent model calls; torch threads are split between them
+    workers: int = 1  # forward passes at once; torch threads are split between them
+    max_batch_size: int = 8  # simultaneous requests for one model merged into one forward pass
     result_cache_size: int = 256  # identical repeats (same bytes, model, top-k) answered from memory
     # Environment variable names that are read, besides DASHBOARD_<FIELD>:
     aliases: Mapping[str, tuple[str, ...]] = field(
@@ -97,6 +98,7 @@ def _validate(s: Settings) -> None:
         "max_model_params": s.max_model_params > 0,
         "queue_max_size": s.queue_max_size > 0,
         "workers": s.workers >= 1,
+        "max_batch_size": s.max_batch_size >= 1,
         "result_cache_size": s.result_cache_size >= 0,
     }
     bad = [name for name, ok in checks.items() if not ok]

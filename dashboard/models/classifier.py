@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,7 @@ class Prediction:
     times: StageTimes
     num_params: int
     device: str
+    batch_size: int = 1  # requests merged into the forward pass that produced this prediction
 
     def label_dict(self) -> dict[str, float]:
         """{label: probability} for the top-k, as gr.Label expects."""
@@ -121,28 +123,46 @@ class Classifier:
         return self.classify_batch([image], top_k)[0]
 
     def classify_batch(self, images: Sequence[Image.Image], top_k: int = 3) -> list[Prediction]:
-        """Classify several images in one forward pass; each gets the batch's stage times."""
-        try:
-            t0 = time.perf_counter()
+        """All three stages on several images in one pass; each gets the batch's stage times."""
+        batch, preprocess_ms = self.timed_preprocess(images)
+        return self.predict(batch, [top_k] * len(images), [preprocess_ms] * len(images))
+
+    def timed_preprocess(self, images: Sequence[Image.Image]) -> tuple[torch.Tensor, float]:
+        """Stage 1 alone, so that it can run in the request's thread while forwards are batched."""
+        with self._curated_errors():
+            start = time.perf_counter()
             batch = self.preprocess(images)
             self._sync()
+        return batch, (time.perf_counter() - start) * 1e3
+
+    def predict(
+        self, batch: torch.Tensor, top_ks: Sequence[int], preprocess_ms: Sequence[float]
+    ) -> list[Prediction]:
+        """Stages 2 and 3 on a (possibly merged) batch: one Prediction per row, with its own top-k."""
+        with self._curated_errors():
             t1 = time.perf_counter()
             logits = self.forward(batch)
             self._sync()
             t2 = time.perf_counter()
-            rows = self.postprocess(logits, top_k)
+            rows = self.postprocess(logits, max(top_ks))
             t3 = time.perf_counter()
+        forward_ms, postprocess_ms = (t2 - t1) * 1e3, (t3 - t2) * 1e3
+        return [
+            Prediction(self.info.key, tuple(scores[: max(1, k)]), probs, self.labels,
+                       StageTimes(pre_ms, forward_ms, postprocess_ms), self.info.num_params,
+                       str(self.device), batch_size=len(rows))
+            for (probs, scores), k, pre_ms in zip(rows, top_ks, preprocess_ms)
+        ]
+
+    @contextlib.contextmanager
+    def _curated_errors(self) -> Iterator[None]:
+        try:
+            yield
         except Exception as exc:  # a model failure must not take the server down
             raise InferenceError(
                 f"{self.info.display_name} failed on this image ({type(exc).__name__}: {exc}). "
                 "Try another image or model."
             ) from exc
-        times = StageTimes((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
-        return [
-            Prediction(self.info.key, tuple(scores), probs, self.labels, times,
-                       self.info.num_params, str(self.device))
-            for probs, scores in rows
-        ]
 
     def warm_up(self) -> None:
         """One forward pass on a blank batch, so a user's first request is not the slow one."""
