@@ -43,7 +43,7 @@ def build_demo(settings: Settings | None = None, service: ClassificationService 
                          height=320, elem_id="shared-image")
         # No fn: clicking an example only fills the image, so nothing is cached or run at start-up.
         gr.Examples(examples=[[p] for p in example_images()], inputs=[image], label="Examples",
-                    examples_per_page=8)
+                    examples_per_page=8, cache_examples=False)
         handlers = Handlers(service, Path(image.GRADIO_CACHE) / "exports")
         with gr.Tabs():
             with gr.Tab("ResNet", id="resnet"):

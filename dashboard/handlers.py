@@ -8,6 +8,7 @@ a Label.
 from __future__ import annotations
 
 import functools
+import html
 import logging
 import os
 import tempfile
@@ -36,7 +37,8 @@ def user_errors(fn: F) -> F:
         except gr.Error:
             raise
         except DashboardError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+            # messages may quote user text (a model id); the browser renders them as HTML
+            raise gr.Error(html.escape(str(exc), quote=False), print_exception=False) from None
         except Exception:
             log.exception("unexpected error in %s", fn.__name__)
             raise gr.Error(

@@ -22,8 +22,7 @@ class RawImage(gr.Image):
     are specific and decompression bombs are never decoded.
     """
 
-    def get_block_name(self) -> str:
-        return "image"  # same front-end component as gr.Image
+    is_template = True  # rendered by the front end's own Image component
 
     def preprocess(self, payload: ImageData | None) -> str | None:
         if payload is None:
