@@ -47,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv.insert(0, "serve")
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per HTTP request otherwise
     try:
         return {"serve": _serve, "classify": _classify, "download": _download}[args.command](args)
     except (DashboardError, ValueError) as exc:
