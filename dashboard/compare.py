@@ -27,7 +27,8 @@ AGREEMENT_COLUMNS = ("model A", "model B", "top-1 agree", "top-k overlap", "JS d
 
 
 def latency_table(results: Sequence[Classification]) -> pd.DataFrame:
-    """One row per model: parameters, load (cold ms or "cached"), stage times and device."""
+    """One row per model: parameters, load (cold ms, "cached", or "result cache" when the whole
+    answer was a repeat, its stage times being those of the original run), stage times, device."""
     import pandas as pd
 
     rows = []
@@ -36,7 +37,7 @@ def latency_table(results: Sequence[Classification]) -> pd.DataFrame:
         rows.append((
             r.info.display_name,
             f"{r.info.num_params / 1e6:.1f}M",
-            r.load.describe(),
+            "result cache" if r.repeated else r.load.describe(),
             round(t.preprocess_ms, 1),
             round(t.forward_ms, 1),
             round(t.postprocess_ms, 1),

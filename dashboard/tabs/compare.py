@@ -26,8 +26,8 @@ def build_tab(image: gr.Image, handlers: Handlers) -> dict[str, gr.components.Co
                            elem_id="compare-latency")
     agreement = gr.Dataframe(headers=list(AGREEMENT_COLUMNS), label="Agreement (pairwise)",
                              interactive=False, elem_id="compare-agreement")
-    chart = gr.BarPlot(x="model", y="ms", color="stage", title="Latency per model (ms)",
-                       label="Latency per model", elem_id="compare-chart")
+    chart = gr.BarPlot(x="model", y="ms", color="stage", label="Latency per model (ms, stacked by stage)",
+                       elem_id="compare-chart")
     download = gr.DownloadButton("Download CSV", elem_id="compare-csv")
 
     @user_errors
