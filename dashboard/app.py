@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -25,6 +27,41 @@ INTRO = (f"# {TITLE}\nUpload an image once (file, webcam or clipboard) and explo
 DELETE_CACHE = (600, 3600)
 
 
+def _delete_expired_files(blocks: gr.Blocks, age: float | None) -> None:
+    """gradio's delete_files_created_by_app, iterating over copies of the sets of files.
+
+    The sweep runs in a worker thread while uploads add to those sets from the event loop;
+    gradio 6.31 iterates over the live sets, so an upload during a sweep raises "Set changed
+    size during iteration", which ends the scheduled sweeping for good (found by the soak test:
+    temporary files then pile up without bound). Otherwise the same rules: files older than
+    ``age`` (all files when None) are deleted, except those a component keeps (the examples).
+    """
+    keep: set[str] = set()
+    for block in list(blocks.blocks.values()):
+        keep.update(getattr(block, "keep_in_cache", ()))
+    for temp_set in list(blocks.temp_file_sets):
+        removed = set()
+        for path in list(temp_set):
+            if path in keep:
+                continue
+            try:
+                if age is None or time.time() - os.lstat(path).st_ctime > age:
+                    os.remove(path)
+                    removed.add(path)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:  # one undeletable file must not stop the sweeping
+                log.warning("could not delete temporary file %s: %s", path, exc)
+        temp_set.difference_update(removed)
+
+
+def _fix_gradio_cache_sweep() -> None:
+    """Install the sweep above where gradio's scheduler and shutdown handler look it up."""
+    from gradio import route_utils
+
+    route_utils.delete_files_created_by_app = _delete_expired_files
+
+
 def example_images() -> list[str]:
     """gradio's own lion and cheetah, then the photos of assets/examples (see CREDITS.md there)."""
     from gradio.media import get_image
@@ -33,11 +70,16 @@ def example_images() -> list[str]:
             *sorted(str(p) for p in EXAMPLES_DIR.glob("*.jpg"))]
 
 
-def build_demo(settings: Settings | None = None, service: ClassificationService | None = None) -> gr.Blocks:
-    """The whole dashboard: one shared image above three tabs. Loads no model."""
+def build_demo(settings: Settings | None = None, service: ClassificationService | None = None, *,
+               delete_cache: tuple[int, int] = DELETE_CACHE) -> gr.Blocks:
+    """The whole dashboard: one shared image above three tabs. Loads no model.
+
+    ``delete_cache`` is gradio's (frequency, age) in seconds; soak tests shorten it.
+    """
     settings = settings or resolve_settings()
     service = service or ClassificationService(settings)
-    with gr.Blocks(title=TITLE, delete_cache=DELETE_CACHE) as demo:
+    _fix_gradio_cache_sweep()
+    with gr.Blocks(title=TITLE, delete_cache=delete_cache) as demo:
         gr.Markdown(INTRO)
         image = RawImage(label="Image", type="filepath", sources=["upload", "webcam", "clipboard"],
                          height=320, elem_id="shared-image")

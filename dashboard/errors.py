@@ -24,6 +24,10 @@ class ImageTooLargeError(ImageInputError):
     """The image declares more pixels than the configured cap."""
 
 
+class ImageShapeError(ImageInputError):
+    """The image is so elongated that resizing it for a model would need far too much memory."""
+
+
 class CorruptImageError(ImageInputError):
     """The file claims to be an image but cannot be decoded (truncated, damaged)."""
 

@@ -7,8 +7,9 @@ whose message is meant for a person.
 
 Safety rules: only the six formats in ``ALLOWED_FORMATS`` are ever tried (no
 EPS/Ghostscript, PSD, PDF, SVG...); the pixel count is checked from the header
-before anything is decoded; only the first frame of an animation is decoded;
-no global Pillow setting is changed.
+before anything is decoded, and so is the aspect ratio when ``max_aspect_ratio``
+is given; only the first frame of an animation is decoded; no global Pillow
+setting is changed.
 """
 
 from __future__ import annotations
@@ -26,13 +27,18 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import (
     CorruptImageError,
     EmptyImageError,
+    ImageShapeError,
     ImageTooLargeError,
     UnsupportedImageFormatError,
 )
 
-__all__ = ["ALLOWED_FORMATS", "DEFAULT_MAX_PIXELS", "CleanImage", "load_image", "read_source", "source_digest"]
+__all__ = ["ALLOWED_FORMATS", "DEFAULT_MAX_PIXELS", "MAX_ASPECT_RATIO", "CleanImage", "load_image",
+           "read_source", "source_digest"]
 
 DEFAULT_MAX_PIXELS = 40_000_000
+# Models resize the shorter side to a fixed length (torchvision: 256), so a 10000x1 image, a
+# 100-byte PNG, would become 2,560,000x256 pixels: 2.5 GB and ~12 s of CPU per request.
+MAX_ASPECT_RATIO = 50
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 
 _NAMES = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WebP", "GIF": "GIF", "BMP": "BMP", "TIFF": "TIFF"}
@@ -72,6 +78,7 @@ def load_image(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     filename: str | None = None,
+    max_aspect_ratio: float | None = None,
 ) -> CleanImage:
     """Check and decode one user image; return it as a detached RGB image.
 
@@ -83,12 +90,14 @@ def load_image(
 
     Raises EmptyImageError, UnsupportedImageFormatError (not an allowed format,
     or content that contradicts a known image extension), ImageTooLargeError
-    (more than ``max_pixels`` pixels, checked before decoding) or
-    CorruptImageError (the data cannot be decoded).
+    (more than ``max_pixels`` pixels, checked before decoding), ImageShapeError
+    (one side more than ``max_aspect_ratio`` times the other, checked before
+    decoding; not checked when None) or CorruptImageError (the data cannot be
+    decoded).
     """
     data, filename = read_source(source, filename)
     if isinstance(data, Image.Image):
-        return _from_pil(data, max_pixels)
+        return _from_pil(data, max_pixels, max_aspect_ratio)
     digest = source_digest(data)
     try:
         im = Image.open(BytesIO(data), formats=list(ALLOWED_FORMATS))
@@ -102,6 +111,7 @@ def load_image(
         fmt, mode = _FAMILY.get(im.format, im.format), im.mode
         _check_extension(filename, fmt)
         _check_pixels(im.size, max_pixels)
+        _check_aspect(im.size, max_aspect_ratio)
         try:
             im.seek(0)  # first frame only; never iterate the frames
             im.load()
@@ -159,8 +169,9 @@ def source_digest(data: bytes | Image.Image) -> str:
     return h.hexdigest()
 
 
-def _from_pil(image: Image.Image, max_pixels: int) -> CleanImage:
+def _from_pil(image: Image.Image, max_pixels: int, max_aspect_ratio: float | None) -> CleanImage:
     _check_pixels(image.size, max_pixels)
+    _check_aspect(image.size, max_aspect_ratio)
     digest = source_digest(image)
     rgb = _to_rgb(_exif_transpose(image, in_place=False))
     return CleanImage(rgb, digest, image.format or "unknown", image.mode, rgb.size)
@@ -186,6 +197,15 @@ def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
     max_pixels = min(max_pixels, Image.MAX_IMAGE_PIXELS or max_pixels)
     if w * h > max_pixels:
         raise ImageTooLargeError(_too_large_message(size, w * h, max_pixels))
+
+
+def _check_aspect(size: tuple[int, int], max_ratio: float | None) -> None:
+    w, h = size
+    if max_ratio is not None and max(w, h) > max_ratio * min(w, h):
+        raise ImageShapeError(
+            f"The image is {w}×{h} pixels: one side is more than {max_ratio:g} times the other, too "
+            "elongated to be resized for the models. Crop it closer to a square and upload it again."
+        )
 
 
 def _exif_transpose(im: Image.Image, *, in_place: bool) -> Image.Image:

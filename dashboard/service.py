@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Union
 
-from dashboard.images import load_image, read_source, source_digest
+from dashboard.images import MAX_ASPECT_RATIO, load_image, read_source, source_digest
 from dashboard.models.batching import BatchRunner
 from dashboard.models.cache import LoadInfo, ModelCache
 from dashboard.models.classifier import Classifier, ModelInfo, Prediction
@@ -133,7 +133,8 @@ class ClassificationService:
                 results.append(cached)
                 continue
             if image is None:
-                image = load_image(data, max_pixels=self.settings.max_pixels, filename=filename).image
+                image = load_image(data, max_pixels=self.settings.max_pixels, filename=filename,
+                                   max_aspect_ratio=MAX_ASPECT_RATIO).image
             classifier, load = self.cache.get(spec.key)
             batch, preprocess_ms = classifier.timed_preprocess([image])
             prediction = self._batches.run(classifier, batch, top_k, preprocess_ms)

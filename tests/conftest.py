@@ -7,6 +7,7 @@ never touches the network.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -123,3 +124,73 @@ def client(app_url):
     from gradio_client import Client
 
     return Client(app_url, verbose=False)
+
+
+# --- Apps with their own settings; helpers for the hostile-input, fault and load tests -------
+class ServedApp:
+    """A dashboard served in-process: its Blocks, URL, settings and a gradio_client Client."""
+
+    def __init__(self, demo, settings) -> None:
+        from gradio_client import Client
+
+        self.demo, self.settings = demo, settings
+        self.url = f"http://127.0.0.1:{settings.port}/"
+        # download_files=False: file outputs (the compare CSV) come back as FileData dicts, and
+        # the client writes nothing into the temporary folders that the tests count.
+        self.client = Client(self.url, verbose=False, download_files=False)
+
+
+@contextlib.contextmanager
+def serve_app(delete_cache: tuple[int, int] | None = None, **overrides):
+    """Build and launch a dashboard whose settings are the session app's plus ``overrides``."""
+    from dashboard.app import DELETE_CACHE, build_demo, launch_kwargs
+    from dashboard.settings import resolve_settings
+
+    settings = resolve_settings(**{"device": "cpu", "port": free_port(), "max_file_size_mb": 5, **overrides})
+    demo = build_demo(settings, delete_cache=delete_cache or DELETE_CACHE)
+    demo.launch(**launch_kwargs(settings), prevent_thread_lock=True, quiet=True)
+    try:
+        yield ServedApp(demo, settings)
+    finally:
+        demo.close()
+
+
+@pytest.fixture
+def launch_app(model_caches):
+    """``launch_app(**settings)`` -> ServedApp; every app launched is closed after the test."""
+    with contextlib.ExitStack() as stack:
+        yield lambda **overrides: stack.enter_context(serve_app(**overrides))
+
+
+@pytest.fixture
+def upload(tmp_path):
+    """``upload(name, data)``: the bytes written under that file name, ready for gradio_client."""
+    from gradio_client import handle_file
+
+    def make(name: str, data: bytes):
+        path = tmp_path / "uploads" / name
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(data)
+        return handle_file(str(path))
+
+    return make
+
+
+def app_error(match: str):
+    """Expect the app to answer with a curated message (gradio_client's AppError) matching ``match``."""
+    from gradio_client.exceptions import AppError
+
+    return pytest.raises(AppError, match=match)
+
+
+def hub_config(repo_id: str, config: dict) -> None:
+    """A Hub-cache entry in the session HF_HOME holding only config.json: enough for a model id
+    to be refused (not a classifier, remote code, too large) before any weights are needed."""
+    import json
+
+    from dashboard import random_weights
+
+    folder = HF_HOME / "staging" / repo_id.replace("/", "--")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(config))
+    random_weights.install_snapshot(repo_id, HF_HOME, folder)

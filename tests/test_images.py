@@ -233,6 +233,17 @@ def test_extreme_shapes(size):
     assert result.image.size == size and pixels(result)[-1] == list(gen.RED)
 
 
+@pytest.mark.parametrize("size", [(10000, 1), (1, 10000), (51, 1)])
+def test_elongated_images_refused_when_a_ratio_is_set(size):
+    refused(errors.ImageShapeError, gen.solid("PNG", size), f"{size[0]}×{size[1]}", "50 times",
+            max_aspect_ratio=50)
+
+
+def test_aspect_ratio_boundary():
+    assert load_image(gen.solid("PNG", (50, 1)), max_aspect_ratio=50).image.size == (50, 1)
+    assert load_image(gen.solid("PNG", (300, 200)), max_aspect_ratio=1.5).image.size == (300, 200)
+
+
 # --- animation ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def gif_1000():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import urllib.error
 
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import HF_HOME, TORCH_HOME, ensure_checkpoint
+from conftest import HF_HOME, TORCH_HOME, ensure_checkpoint, hub_config
 from dashboard import random_weights
 from dashboard.errors import (
     InferenceError,
@@ -153,21 +152,14 @@ def test_missing_hub_model_explains_offline_cache(service, photo):
     assert "HF_HUB_OFFLINE" in message and "python -m dashboard download someone/not-cached-vit" in message
 
 
-def _hub_config(repo_id: str, config: dict) -> None:
-    folder = HF_HOME / "staging" / repo_id.replace("/", "--")
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps(config))
-    random_weights.install_snapshot(repo_id, HF_HOME, folder)
-
-
 def test_a_text_model_is_refused_as_not_an_image_classifier(model_caches, service, photo):
-    _hub_config("acme/tiny-bert", {"model_type": "bert", "architectures": ["BertForMaskedLM"]})
+    hub_config("acme/tiny-bert", {"model_type": "bert", "architectures": ["BertForMaskedLM"]})
     with pytest.raises(NotAnImageClassifierError, match="'bert' model, not an image classifier"):
         service.classify(photo, "acme/tiny-bert")
 
 
 def test_remote_code_is_never_trusted(model_caches, service, photo):
-    _hub_config("acme/custom-code", {
+    hub_config("acme/custom-code", {
         "model_type": "acme_custom",
         "auto_map": {"AutoConfig": "configuration_acme.AcmeConfig"},
     })

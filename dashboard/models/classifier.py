@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -11,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dashboard.errors import InferenceError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # torch is imported lazily: `import dashboard` must stay cheap
     import torch
@@ -159,9 +162,10 @@ class Classifier:
         try:
             yield
         except Exception as exc:  # a model failure must not take the server down
+            log.exception("%s failed during inference", self.info.key)
+            # the exception's own text stays in the server log: it can name server internals
             raise InferenceError(
-                f"{self.info.display_name} failed on this image ({type(exc).__name__}: {exc}). "
-                "Try another image or model."
+                f"{self.info.display_name} failed on this image. Try another image or model."
             ) from exc
 
     def warm_up(self) -> None:
