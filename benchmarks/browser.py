@@ -19,8 +19,8 @@ TIMEOUT_MS = 120_000  # the first click may load the model
 WARM_TIMEOUT_MS = 20_000
 
 # The Label's state: top class and the exact probabilities of its bars (attributes, so two results
-# with the same rounded percentages still differ). Same probe as tests/test_browser.py.
-_LABEL_STATE = """(sel) => {
+# with the same rounded percentages still differ). tests/test_browser.py uses the same probe.
+LABEL_STATE = """(sel) => {
     const root = document.querySelector(sel);
     if (!root) return null;
     const top = root.querySelector("[data-testid=label-output-value]");
@@ -28,7 +28,7 @@ _LABEL_STATE = """(sel) => {
     return JSON.stringify([top ? top.textContent : null, bars]);
 }"""
 
-_ARM = """([button, label]) => {
+ARM_CLICK_TIMER = """([button, label]) => {
     const state = (__STATE__)(label);
     window.__t = {click: null, label: null};
     document.querySelector(button).addEventListener(
@@ -43,7 +43,7 @@ _ARM = """([button, label]) => {
         }
     });
     observer.observe(root, {subtree: true, childList: true, attributes: true, characterData: true});
-}""".replace("__STATE__", _LABEL_STATE)
+}""".replace("__STATE__", LABEL_STATE)
 
 
 def _upload(page, path: Path) -> float:
@@ -58,7 +58,7 @@ def _timed_click(page, button: str, label: str, timeout_ms: float = TIMEOUT_MS) 
     """Click-to-label ms; None when the Label did not change in time (e.g. an identical result)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    page.evaluate(_ARM, [button, label])
+    page.evaluate(ARM_CLICK_TIMER, [button, label])
     page.click(button)
     try:
         page.wait_for_function("() => window.__t && window.__t.label !== null", timeout=timeout_ms)

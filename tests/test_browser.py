@@ -18,13 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.browser import ARM_CLICK_TIMER, CHROMIUM_ARGS
 from dashboard.compare import AGREEMENT_COLUMNS
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
 SCREENSHOTS = OUTPUT / "screenshots"
 TIMINGS = OUTPUT / "browser_timings.json"
@@ -84,41 +83,13 @@ def write_timings():
 
 # --- helpers ---------------------------------------------------------------------------------
 
-# The label's state: the top class and the exact probabilities of its bars (attributes, so that two
-# results with the same rounded percentages still differ).
-_LABEL_STATE = """(sel) => {
-    const root = document.querySelector(sel);
-    if (!root) return null;
-    const top = root.querySelector("[data-testid=label-output-value]");
-    const bars = [...root.querySelectorAll(".confidence-set meter")].map(m => m.getAttribute("value"));
-    return JSON.stringify([top ? top.textContent : null, bars]);
-}"""
-
-_ARM = """([button, label]) => {
-    const state = (%s)(label);
-    window.__t = {click: null, label: null};
-    document.querySelector(button).addEventListener(
-        "click", () => { window.__t.click = performance.now(); }, {capture: true, once: true});
-    const root = document.querySelector(label);
-    const observer = new MutationObserver(() => {
-        const now = (%s)(label);
-        if (window.__t.click !== null && now !== state
-                && root.querySelectorAll(".confidence-set").length > 0) {
-            window.__t.label = performance.now();
-            observer.disconnect();
-        }
-    });
-    observer.observe(root, {subtree: true, childList: true, attributes: true, characterData: true});
-}""" % (_LABEL_STATE, _LABEL_STATE)
-
-
 def timed_click(page, button: str, label: str) -> dict[str, float]:
     """Click `button` and wait for the Label `label` to show a new result.
 
     Two clocks: performance.now() in the page, from the click event to the DOM mutation that put
     the new result in the label; and Python's monotonic clock around Playwright's click and wait.
     """
-    page.evaluate(_ARM, [button, label])
+    page.evaluate(ARM_CLICK_TIMER, [button, label])
     start = time.monotonic()
     page.click(button)
     page.wait_for_function("() => window.__t && window.__t.label !== null", timeout=MODEL_MS)
