@@ -24,6 +24,7 @@ LATENCY_COLUMNS = (
     "device",
 )
 AGREEMENT_COLUMNS = ("model A", "model B", "top-1 agree", "top-k overlap", "JS divergence")
+CHART_COLUMNS = ("model", "stage", "ms")
 
 
 def latency_table(results: Sequence[Classification]) -> pd.DataFrame:
@@ -45,6 +46,18 @@ def latency_table(results: Sequence[Classification]) -> pd.DataFrame:
             r.prediction.device,
         ))
     return pd.DataFrame(rows, columns=list(LATENCY_COLUMNS))
+
+
+def latency_chart_data(results: Sequence[Classification]) -> pd.DataFrame:
+    """Long format for a stacked bar chart: one row per model and stage."""
+    import pandas as pd
+
+    rows = []
+    for r in results:
+        t = r.prediction.times
+        stages = (("preprocess", t.preprocess_ms), ("forward", t.forward_ms), ("postprocess", t.postprocess_ms))
+        rows += [(r.info.display_name, stage, round(ms, 1)) for stage, ms in stages]
+    return pd.DataFrame(rows, columns=list(CHART_COLUMNS))
 
 
 def _base_name(label: str) -> str:

@@ -24,7 +24,6 @@ from dashboard.service import Classification, ClassificationService
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 MAX_COMPARE = 4
-CHART_COLUMNS = ("model", "stage", "ms")
 
 
 def user_errors(fn: F) -> F:
@@ -89,9 +88,7 @@ class Handlers:
 
     def compare(self, image: str | None, keys: Sequence[str], top_k: float, progress: gr.Progress):
         """2-4 models: a Label per slot, latency, agreement, chart data and the CSV file."""
-        import pandas as pd
-
-        from dashboard.compare import agreement_table, latency_table
+        from dashboard.compare import agreement_table, latency_chart_data, latency_table
 
         keys = list(dict.fromkeys(keys or []))
         if not 2 <= len(keys) <= MAX_COMPARE:
@@ -102,13 +99,7 @@ class Handlers:
                   for r in results]
         labels += [gr.update(value=None, visible=False)] * (MAX_COMPARE - len(results))
         latency = latency_table(results)
-        chart = pd.DataFrame(
-            [(r.info.display_name, stage, round(ms, 1)) for r in results
-             for stage, ms in (("preprocess", r.prediction.times.preprocess_ms),
-                               ("forward", r.prediction.times.forward_ms),
-                               ("postprocess", r.prediction.times.postprocess_ms))],
-            columns=list(CHART_COLUMNS),
-        )
+        chart = latency_chart_data(results)
         agreement = agreement_table(results)
         return (*labels, latency, agreement, chart, self._export_csv(latency, results))
 

@@ -17,7 +17,6 @@ from dashboard.models.registry import ModelSpec, resolve_spec
 from dashboard.settings import Settings, resolve_settings
 
 if TYPE_CHECKING:
-    import pandas as pd
     from PIL import Image
 
 ImageSource = Union[bytes, str, os.PathLike, "Image.Image"]
@@ -31,13 +30,6 @@ class Classification:
     info: ModelInfo
     load: LoadInfo
     repeated: bool = False  # answered from the result cache (same bytes, model and top-k)
-
-
-@dataclass(frozen=True)
-class Comparison:
-    results: tuple[Classification, ...]
-    latency: pd.DataFrame
-    agreement: pd.DataFrame
 
 
 def resolve_device(requested: str) -> str:
@@ -105,16 +97,6 @@ class ClassificationService:
     ) -> Classification:
         """Classify one image with one model."""
         return self.compare_models(source, [key], top_k, filename)[0]
-
-    def compare(
-        self, source: ImageSource | None, keys: Sequence[str], top_k: int | None = None,
-        filename: str | None = None,
-    ) -> Comparison:
-        """Several models on the same image, with the latency and agreement tables."""
-        from dashboard.compare import agreement_table, latency_table
-
-        results = tuple(self.compare_models(source, keys, top_k, filename))
-        return Comparison(results, latency_table(results), agreement_table(results))
 
     def compare_models(
         self, source: ImageSource | None, keys: Sequence[str], top_k: int | None = None,

@@ -7,9 +7,11 @@ import pytest
 
 from dashboard.compare import (
     AGREEMENT_COLUMNS,
+    CHART_COLUMNS,
     LATENCY_COLUMNS,
     agreement_table,
     js_divergence,
+    latency_chart_data,
     latency_table,
     same_label_space,
 )
@@ -75,3 +77,10 @@ def test_latency_table_rows():
     assert list(table.columns) == list(LATENCY_COLUMNS)
     assert list(table["load"]) == ["1234 ms", "cached", "result cache"]
     assert list(table["total ms"]) == [11.8, 11.8, 11.8] and table.loc[0, "parameters"] == "1.5M"
+
+
+def test_chart_data_has_one_row_per_model_and_stage():
+    chart = latency_chart_data([_result("A", [0.9, 0.1], ["x", "y"]), _result("B", [0.2, 0.8], ["x", "y"])])
+    assert list(chart.columns) == list(CHART_COLUMNS) and len(chart) == 6
+    sums = chart.groupby("model")["ms"].sum()
+    assert list(sums.index) == ["A", "B"] and sums.to_numpy() == pytest.approx([11.75, 11.75], abs=0.1)
