@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 ENV_PREFIX = "DASHBOARD_"
+# Variables read besides DASHBOARD_<FIELD> (Spaces set these two).
+ENV_ALIASES = {"host": ("GRADIO_SERVER_NAME",), "port": ("GRADIO_SERVER_PORT",)}
 
 
 @dataclass(frozen=True)
@@ -30,12 +32,6 @@ class Settings:
     workers: int = 1  # forward passes at once; torch threads are split between them
     max_batch_size: int = 8  # simultaneous requests for one model merged into one forward pass
     result_cache_size: int = 256  # identical repeats (same bytes, model, top-k) answered from memory
-    # Environment variable names that are read, besides DASHBOARD_<FIELD>:
-    aliases: Mapping[str, tuple[str, ...]] = field(
-        default_factory=lambda: {"host": ("GRADIO_SERVER_NAME",), "port": ("GRADIO_SERVER_PORT",)},
-        repr=False,
-        compare=False,
-    )
 
 
 def _parse(name: str, raw: str, default: Any) -> Any:
@@ -69,12 +65,10 @@ def resolve_settings(env: Mapping[str, str] | None = None, **explicit: Any) -> S
         raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
     values: dict[str, Any] = {}
     for f in dataclasses.fields(Settings):
-        if f.name == "aliases":
-            continue
         default = getattr(defaults, f.name)
         value = explicit.get(f.name)
         if value is None:
-            for var in (ENV_PREFIX + f.name.upper(), *defaults.aliases.get(f.name, ())):
+            for var in (ENV_PREFIX + f.name.upper(), *ENV_ALIASES.get(f.name, ())):
                 if env.get(var) not in (None, ""):
                     value = _parse(f.name, env[var], default)
                     break
