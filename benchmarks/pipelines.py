@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.util import median, ms_since, timed
+from benchmarks.util import median, ms_since, run_together, timed
 
 RESNET = "resnet18"
 VIT = "google/vit-base-patch16-224"
@@ -363,14 +363,7 @@ def core_throughput(photos: list[Path], device: str, clients: int, per_client: i
                 result = service.classify(path, RESNET, TOP_K)
                 batch_sizes.append(getattr(result.prediction, "batch_size", 1))
 
-        threads = [threading.Thread(target=client, args=(w,)) for w in work]
-        for t in threads:
-            t.start()
-        barrier.wait()
-        start = time.perf_counter()
-        for t in threads:
-            t.join()
-        conc.append(clients * per_client / (time.perf_counter() - start))
+        conc.append(clients * per_client / run_together(client, [(w,) for w in work], barrier))
     return {"sequential_rps": median(seq), "concurrent_rps": median(conc), "clients": clients,
             "mean_batch_size": sum(batch_sizes) / len(batch_sizes),
             "samples": {"sequential": seq, "concurrent": conc}}

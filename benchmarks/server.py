@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.util import ROOT, ImagePool, median, timed
+from benchmarks.util import ROOT, ImagePool, median, run_together, timed
 
 BENCH = Path(__file__).resolve().parent
 
@@ -266,14 +266,8 @@ def throughput(dash: Server, pool: ImagePool, clients: int, per_client: int, seq
             except BaseException as exc:  # noqa: BLE001 - re-raised below
                 errors.append(exc)
 
-        threads = [threading.Thread(target=work, args=(c, b)) for c, b in zip(conc_calls, batches)]
-        for t in threads:
-            t.start()
-        barrier.wait()
-        t0 = time.perf_counter()
-        for t in threads:
-            t.join()
-        conc_rps.append(clients * per_client / (time.perf_counter() - t0))
+        elapsed = run_together(work, list(zip(conc_calls, batches)), barrier)
+        conc_rps.append(clients * per_client / elapsed)
         if errors:
             raise errors[0]
         log(f"  {kind} round {r + 1}/{rounds}: sequential {seq_rps[-1]:.2f} req/s, "

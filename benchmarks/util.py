@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -111,3 +112,16 @@ class ImagePool:
 
     def one(self) -> Path:
         return self.take(1)[0]
+
+
+def run_together(target: Callable[..., Any], args_list: Sequence[tuple], barrier: threading.Barrier) -> float:
+    """One thread per argument tuple; ``target`` waits on ``barrier`` (parties: threads + 1) so all
+    start together; returns the seconds from that release until every thread has finished."""
+    threads = [threading.Thread(target=target, args=args) for args in args_list]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - start
