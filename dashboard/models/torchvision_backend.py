@@ -82,7 +82,7 @@ def _state_bytes(model) -> int:
 def _unavailable(spec: ModelSpec, path: Path, exc: BaseException) -> WeightsUnavailableError:
     return WeightsUnavailableError(
         f"Weights for {spec.display_name} are not in the torch cache ({path}) and could not be "
-        f"downloaded ({type(exc).__name__}: {exc}). On a machine with network, run "
+        f"downloaded ({getattr(exc, 'reason', exc)}). On a machine with network, run "
         f"`python -m dashboard download {spec.key}` with the same TORCH_HOME, or copy the file "
         "there."
     )
