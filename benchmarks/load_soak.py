@@ -188,14 +188,9 @@ def run_load(url: str, images: Sequence[Path], requests: int) -> LoadReport:
                 report.latencies[endpoint].append(seconds)
                 report.answers.append((i, endpoint, answer))
 
-    threads = [threading.Thread(target=client_run, args=(i,), daemon=True) for i in range(len(images))]
-    for thread in threads:
-        thread.start()
-    ready.wait()
-    start = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    report.wall_s = time.perf_counter() - start
+    from benchmarks.util import run_together  # the script puts the repository on sys.path first
+
+    report.wall_s = run_together(client_run, [(i,) for i in range(len(images))], ready)
     return report
 
 

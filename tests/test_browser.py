@@ -125,6 +125,15 @@ def table_rows(page, elem_id: str):
     return page.locator(f"#{elem_id} [role=row].virtual-row")
 
 
+def expect_single_row(page, elem_id: str, model: str) -> None:
+    """The stage-time table of a tab holds exactly one row, for ``model``."""
+    from playwright.sync_api import expect
+
+    rows = table_rows(page, elem_id)
+    expect(rows).to_have_count(1)
+    expect(rows.first.get_by_role("gridcell").first).to_have_text(model)
+
+
 def screenshot(page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
 
@@ -149,9 +158,7 @@ def test_resnet_classifies_the_uploaded_photo(page):
     expect(page.locator("#resnet-card")).to_contain_text("ResNet-18", timeout=MODEL_MS)
     # "first use" when this module runs alone; other tests of the session may have loaded it already
     record(page, "resnet18_first", "resnet", timing)
-    rows = table_rows(page, "resnet-times")
-    expect(rows).to_have_count(1)
-    expect(rows.first.get_by_role("gridcell").first).to_have_text("ResNet-18")
+    expect_single_row(page, "resnet-times", "ResNet-18")
 
 
 def test_warm_resnet_on_a_new_image_is_timed(page, photo, tmp_path_factory):
@@ -195,9 +202,7 @@ def test_example_thumbnail_fills_the_image_and_vit_classifies_it(page):
     expect_label(page, "vit-label")
     expect(page.locator("#vit-card")).to_contain_text("ViT-B/16", timeout=MODEL_MS)
     record(page, "vit_b16_first", "vit", timing)
-    rows = table_rows(page, "vit-times")
-    expect(rows).to_have_count(1)
-    expect(rows.first.get_by_role("gridcell").first).to_have_text("ViT-B/16")
+    expect_single_row(page, "vit-times", "ViT-B/16")
     screenshot(page, "vit.png")
 
 
