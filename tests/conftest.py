@@ -97,21 +97,20 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def app_settings(model_caches):
-    from dashboard.settings import resolve_settings
-
-    return resolve_settings(device="cpu", port=free_port(), max_file_size_mb=5, queue_max_size=64)
+def served_app(model_caches):
+    """The dashboard served in-process on a free port, over the offline test caches."""
+    with serve_app() as app:
+        yield app
 
 
 @pytest.fixture(scope="session")
-def running_app(app_settings):
-    """The dashboard served in-process on a free port, over the offline test caches."""
-    from dashboard.app import build_demo, launch_kwargs
+def app_settings(served_app):
+    return served_app.settings
 
-    demo = build_demo(app_settings)
-    demo.launch(**launch_kwargs(app_settings), prevent_thread_lock=True, quiet=True)
-    yield demo
-    demo.close()
+
+@pytest.fixture(scope="session")
+def running_app(served_app):
+    return served_app.demo
 
 
 @pytest.fixture(scope="session")
@@ -146,7 +145,8 @@ def serve_app(delete_cache: tuple[int, int] | None = None, **overrides):
     from dashboard.app import DELETE_CACHE, build_demo, launch_kwargs
     from dashboard.settings import resolve_settings
 
-    settings = resolve_settings(**{"device": "cpu", "port": free_port(), "max_file_size_mb": 5, **overrides})
+    settings = resolve_settings(**{"device": "cpu", "port": free_port(), "max_file_size_mb": 5,
+                                   "queue_max_size": 64, **overrides})
     demo = build_demo(settings, delete_cache=delete_cache or DELETE_CACHE)
     demo.launch(**launch_kwargs(settings), prevent_thread_lock=True, quiet=True)
     try:
