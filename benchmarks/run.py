@@ -52,6 +52,10 @@ Everything is measured in the same run, on ``assets/examples/cat.jpg`` (451x300)
    the peak (VmHWM) with both defaults loaded, next to the two models' weight bytes.
 6. An identical repeat (same bytes, model, top-k) with the result cache on, in the core.
 
+7+. Capability sections: every module ``benchmarks/section_*.py`` (heatmaps, robustness, runtimes,
+   evaluation, hardening...) adds its own rows and targets to the same table. ``--only NAME``
+   runs just ``section_NAME`` (and the cache preparation), ``--skip-sections`` leaves them out.
+
 Ratios of pipelines (targets 1) are medians of per-round ratios. The client, the servers and the
 browser share the machine's cores, as on a one-box deployment.
 """
@@ -95,7 +99,31 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3, help="throughput rounds")
     p.add_argument("--no-browser", action="store_true", help="skip the headless-Chromium section")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, images, caches)")
+    p.add_argument("--only", metavar="NAME", action="append",
+                   help=f"run only these capability sections (of: {', '.join(section_names()) or 'none'})")
+    p.add_argument("--skip-sections", action="store_true", help="leave the capability sections out")
     return p.parse_args(argv)
+
+
+def section_names() -> list[str]:
+    """Capability sections: the modules benchmarks/section_NAME.py, in name order."""
+    return sorted(p.stem.removeprefix("section_") for p in Path(__file__).parent.glob("section_*.py"))
+
+
+def run_sections(names: list[str], work: Path, log) -> tuple[list, list, dict]:
+    """Each section module exposes ``run(work: Path, log) -> (rows, targets, raw)``: rows and
+    targets of report.Row / report.Target, and a JSON-able dict of raw samples. Each section
+    starts from the prepared caches (TORCH_HOME / HF_HOME set) and cleans up after itself."""
+    import importlib
+
+    rows, targets, raw = [], [], {}
+    for name in names:
+        log(f"[section] {name}")
+        module = importlib.import_module(f"benchmarks.section_{name}")
+        section_rows, section_targets, raw[name] = module.run(work / f"section-{name}", log)
+        rows += section_rows
+        targets += section_targets
+    return rows, targets, raw
 
 
 def prepare_caches(cache: Path) -> None:
@@ -180,6 +208,13 @@ def main(argv=None) -> int:
         from benchmarks import pipelines, report, server
         from benchmarks.util import PHOTO, ImagePool, distinct_images
 
+        unknown = set(args.only or ()) - set(section_names())
+        if unknown:
+            raise SystemExit(f"unknown section(s): {', '.join(sorted(unknown))}; "
+                             f"known: {', '.join(section_names())}")
+        if args.only:
+            return _only_sections(args, work, started, foreign)
+
         runs_api, rounds = args.api_runs, args.rounds
         n_images = (2 * 3 * (runs_api + 3) + 2 + 3 * rounds * (SEQUENTIAL + CLIENTS * PER_CLIENT) + 1
                     + 3 * (args.browser_runs + 2) + 8)
@@ -224,6 +259,10 @@ def main(argv=None) -> int:
             results["browser"] = browser.click_to_label(dash.url, floor.url, pool, args.browser_runs, 2, log)
         log("[5] memory with both default models")
         results["memory"] = server.memory_with_both_models(dash, pool, vit_calls=3, log=log)
+        for srv in servers:  # the sections measure on a quiet machine
+            srv.stop()
+        extra_rows, extra_targets, results["sections"] = (
+            ([], [], {}) if args.skip_sections else run_sections(section_names(), work, log))
     finally:
         for s in servers:
             s.stop()
@@ -232,9 +271,10 @@ def main(argv=None) -> int:
         else:
             log(f"kept {work}")
 
+    rows = report.build_rows(results) + extra_rows
+    targets = report.build_targets(results) + extra_targets
     runtime = time.perf_counter() - started
     results["foreign_load"] = load = foreign.result()
-    rows, targets = report.build_rows(results), report.build_targets(results)
     m = results["machine"]
     print(machine_line(m, results["stages"]["photo"]["size"]))
     top = ", ".join(f"{name} {cpu:.0f} s" for name, cpu in load["top"]) or "none"
@@ -253,6 +293,31 @@ def main(argv=None) -> int:
         args.json.write_text(json.dumps({**report.as_json(rows, targets), "machine": m, "runtime_s": runtime,
                                          "results": results}, indent=2, default=str) + "\n")
         log(f"wrote {args.json}")
+    return 0
+
+
+def _only_sections(args: argparse.Namespace, work: Path, started: float, foreign) -> int:
+    """``--only NAME``: the named capability sections alone, printed as the same kind of table."""
+    from benchmarks import report
+
+    try:
+        rows, targets, raw = run_sections(args.only, work, log)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    load = foreign.result()
+    print(f"Sections {', '.join(args.only)}; other processes used {load['cpu_s']:.0f} CPU-seconds "
+          f"({load['share']:.0%} of the machine) during the run.")
+    print()
+    print(report.markdown(rows))
+    print()
+    print("Targets:")
+    for target in targets:
+        print(target.line())
+    print(f"\nRuntime: {time.perf_counter() - started:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps({**report.as_json(rows, targets), "sections": raw}, indent=2,
+                                        default=str) + "\n")
     return 0
 
 
