@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import html
 import os
 import tempfile
 
@@ -22,14 +23,21 @@ class RawImage(gr.Image):
     """
 
     is_template = True  # rendered by the front end's own Image component
+    max_bytes: int | None = None  # the upload cap, set by the app; also applied to data: URLs
 
     def preprocess(self, payload: ImageData | None) -> str | None:
         if payload is None:
             return None
         if payload.url and payload.url.startswith("data:"):  # base64 from an API client
+            encoded = payload.url.split(",", 1)[1] if "," in payload.url else ""
+            # checked from the encoded length, before anything is decoded or written
+            if self.max_bytes is not None and len(encoded) // 4 * 3 > self.max_bytes:
+                raise gr.Error(
+                    f"The image is larger than this server accepts ({self.max_bytes / 2**20:g} MB at "
+                    "most). Send a smaller file.", print_exception=False)
             try:
-                data = base64.b64decode(payload.url.split(",", 1)[1], validate=False)
-            except (IndexError, binascii.Error):
+                data = base64.b64decode(encoded, validate=False)
+            except (IndexError, binascii.Error, ValueError):
                 raise gr.Error("The image data sent could not be read.", print_exception=False) from None
             fd, path = tempfile.mkstemp(dir=self.GRADIO_CACHE, suffix=".upload")
             with os.fdopen(fd, "wb") as f:
@@ -46,6 +54,22 @@ def model_outputs(prefix: str) -> tuple[gr.Label, gr.Markdown, gr.Dataframe]:
     times = gr.Dataframe(headers=list(LATENCY_COLUMNS), label="Latency per stage (ms)",
                          interactive=False, elem_id=f"{prefix}-times")
     return label, card, times
+
+
+class TopKSlider(gr.Slider):
+    """The top-k slider, checked on the server: gr.Slider would round 2.5 to 2 silently and
+    answer "abc" with a generic error. Whole numbers from minimum to maximum only."""
+
+    is_template = True  # rendered by the front end's own Slider component
+
+    def preprocess(self, payload: float | None) -> int:
+        if isinstance(payload, bool) or not isinstance(payload, (int, float)) or payload != payload:
+            raise gr.Error(f"Top-k must be a whole number from {self.minimum:g} to {self.maximum:g}; "
+                           f"{html.escape(str(payload)[:20])!r} is not a number.", print_exception=False)
+        if isinstance(payload, float) and not payload.is_integer() or not self.minimum <= payload <= self.maximum:
+            raise gr.Error(f"Top-k must be a whole number from {self.minimum:g} to {self.maximum:g}, "
+                           f"not {payload:g}.", print_exception=False)
+        return int(payload)
 
 
 TOP_K = dict(minimum=1, maximum=10, step=1, value=3, label="Top-k")

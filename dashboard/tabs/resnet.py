@@ -6,7 +6,7 @@ import gradio as gr
 
 from dashboard.handlers import Handlers, user_errors
 from dashboard.models.registry import DEFAULT_TORCHVISION_KEY, list_models
-from dashboard.tabs.common import TOP_K, model_outputs
+from dashboard.tabs.common import TOP_K, TopKSlider, model_outputs
 
 
 def build_tab(image: gr.Image, handlers: Handlers) -> dict[str, gr.components.Component]:
@@ -16,7 +16,7 @@ def build_tab(image: gr.Image, handlers: Handlers) -> dict[str, gr.components.Co
             choices=[(s.display_name, s.key) for s in list_models("torchvision")],
             value=DEFAULT_TORCHVISION_KEY, label="Model", elem_id="resnet-model",
         )
-        top_k = gr.Slider(**TOP_K, elem_id="resnet-topk")
+        top_k = TopKSlider(**TOP_K, elem_id="resnet-topk")
     button = gr.Button("Classify", variant="primary", elem_id="resnet-run")
     label, card, times = model_outputs("resnet")
 
