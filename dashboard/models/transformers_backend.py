@@ -262,7 +262,7 @@ def _unavailable(spec: ModelSpec, exc: BaseException) -> ModelError:
     where = "HF_HUB_OFFLINE is set, so nothing is downloaded" if _offline() else "the download failed"
     log.warning("%s is not in the Hugging Face cache %s: %s", spec.key, _hub_cache(), exc)
     return WeightsUnavailableError(
-        f"{spec.key!r} is not in this server's Hugging Face cache and {where} "
+        f"{spec.key!r} is not in the Hugging Face cache of this server and {where} "
         f"({type(exc).__name__}). Ask the operator to run `python -m dashboard download "
         f"{spec.key}` on a machine with network (with the same HF_HOME); then it works offline.",
         detail=f"Hugging Face cache: {_hub_cache()}",
