@@ -60,10 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from dashboard.app import serve
-
     settings = resolve_settings(host=args.host, port=args.port, share=args.share,
                                 device=args.device, preload=args.preload)
+    from dashboard.app import serve  # after the settings: a bad one fails before gradio loads
+
     serve(settings)
     return 0
 
