@@ -123,6 +123,7 @@ def probe_paths(code_root: Path, work: Path, snapshot: Path, pool: ImagePool, lo
     existing = work / "a-private-folder"
     existing.mkdir(exist_ok=True)
     probes = [str(snapshot), str(existing), str(work / "missing"), ".", "/etc", "/etc/nonexistent"]
+    code_root = Path(code_root)
     server = Server(code_root, work, "paths", {})
     client = RawClient(server.url)
     try:
@@ -131,8 +132,11 @@ def probe_paths(code_root: Path, work: Path, snapshot: Path, pool: ImagePool, lo
     finally:
         client.close()
         server.stop()
-    normalised = {re.sub(r"'[^']*'", "<ID>", text.replace(p, "<ID>")) for p, (_, text) in answers.items()}
-    leaked = [p for p, (_, text) in answers.items() if str(work) in text or os.getcwd() in text]
+    # the probe's own text, quoted back, is not a leak: compare the answers without quoted parts
+    unquoted = {p: re.sub(r"'[^']*'", "<ID>", text) for p, (_, text) in answers.items()}
+    normalised = set(unquoted.values())
+    server_paths = (str(work), str(code_root), os.environ["HF_HOME"], os.environ["TORCH_HOME"])
+    leaked = [p for p, text in unquoted.items() if any(path in text for path in server_paths)]
     log(f"  paths: {len(normalised)} distinct answers; planted served: {answers[str(snapshot)][0]}")
     return {"distinct_answers": len(normalised), "planted_served": answers[str(snapshot)][0],
             "answers_with_server_paths": len(leaked), "answers": {p: t[:300] for p, (_, t) in answers.items()}}

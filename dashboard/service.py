@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Union
 
-from dashboard.errors import DeviceUnavailableError, InvalidRequestError, ModelBusyError
+from dashboard.errors import DeviceUnavailableError, InvalidRequestError, ModelBusyError, ModelRefusedError
 from dashboard.images import MAX_ASPECT_RATIO, load_image, read_source, source_digest
 from dashboard.models.batching import BatchRunner
 from dashboard.models.cache import LoadInfo, ModelCache
@@ -66,7 +67,9 @@ def _extension(filename: str | None) -> str:
 class ClassificationService:
     """Owns the process-wide model cache and a small cache of recent results."""
 
-    CUSTOM_WAIT_S = 1.0  # a custom model check/load waits this long for a slot, then "busy"
+    CUSTOM_WAIT_S = 0.0  # a custom model check/load waits this long for a slot, then "busy"
+    REFUSAL_TTL_S = 60.0  # a refused custom id is answered from memory this long
+    MAX_REFUSALS = 256
 
     def __init__(self, settings: Settings | None = None, *, origin: Origin = "app") -> None:
         """``origin`` says who sends model ids: "app" (visitors: built-in keys, Hub repository ids
@@ -82,6 +85,7 @@ class ClassificationService:
         # Checking and loading custom models has its own few slots, apart from the built-ins'.
         self._custom_slots = threading.BoundedSemaphore(max(1, self.settings.custom_model_slots))
         self.local_dirs = local_model_dirs(self.settings.local_model_dirs)
+        self._refusals: OrderedDict[str, tuple[float, str]] = OrderedDict()
 
     # --- models ---------------------------------------------------------------------------
     @property
@@ -145,6 +149,11 @@ class ClassificationService:
         from dashboard.models import transformers_backend
 
         device = self.device
+        refused = self._recent_refusal(spec.key)
+        if refused is not None:  # the same id again: the same answer, without touching any file
+            raise ModelRefusedError(refused)
+        # No queueing here: a request waiting for a custom slot would hold one of the app's
+        # worker slots, which the built-in models need.
         if not self._custom_slots.acquire(timeout=self.CUSTOM_WAIT_S):
             raise ModelBusyError(
                 "The server is busy checking or loading other custom models. Please try again in "
@@ -152,8 +161,22 @@ class ClassificationService:
             )
         try:
             return transformers_backend.load(spec, device, max_params=self.settings.max_model_params)
+        except ModelRefusedError as exc:
+            with self._results_lock:
+                self._refusals[spec.key] = (time.monotonic(), str(exc))
+                while len(self._refusals) > self.MAX_REFUSALS:
+                    self._refusals.popitem(last=False)
+            raise
         finally:
             self._custom_slots.release()
+
+    def _recent_refusal(self, key: str) -> str | None:
+        with self._results_lock:
+            hit = self._refusals.get(key)
+            if hit is None or time.monotonic() - hit[0] > self.REFUSAL_TTL_S:
+                self._refusals.pop(key, None)
+                return None
+            return hit[1]
 
     # --- classification -------------------------------------------------------------------
     def classify(
@@ -181,10 +204,13 @@ class ClassificationService:
             if cached is not None:
                 results.append(cached)
                 continue
+            if not spec.builtin:  # custom: checked first, so that a refusal costs no image decode
+                classifier, load = self.cache.get(spec.key)
             if image is None:
                 image = load_image(data, max_pixels=self.settings.max_pixels, filename=filename,
                                    max_aspect_ratio=MAX_ASPECT_RATIO).image
-            classifier, load = self.cache.get(spec.key)
+            if spec.builtin:  # built-in: a bad image is refused before any model loads
+                classifier, load = self.cache.get(spec.key)
             batch, preprocess_ms = classifier.timed_preprocess([image])
             prediction = self._batches.run(classifier, batch, top_k, preprocess_ms)
             result = Classification(prediction, classifier.info, load)

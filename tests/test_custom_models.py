@@ -178,7 +178,6 @@ def test_a_custom_model_loads_and_is_capped_without_building_it_on_the_meta_devi
 
 def test_custom_models_are_checked_in_their_own_slots_and_a_full_slot_says_busy(model_caches, photo):
     service = cpu_service()
-    service.CUSTOM_WAIT_S = 0.2
     random_weights.write_hub_checkpoint("acme/busy-vit", HF_HOME, tiny=True)
     assert service._custom_slots.acquire(timeout=1)  # another custom model is being loaded
     try:
@@ -213,6 +212,10 @@ def test_eight_planted_configs_are_refused_at_once_while_a_builtin_answers(model
     for t in threads:
         t.join(timeout=60)
     assert len(errors) == 8 and set(errors) <= {"ModelRefusedError", "ModelBusyError"}
+    # the same ids again: refused from memory, none of them busy any more
+    for i in range(8):
+        with pytest.raises(ModelRefusedError, match="num_hidden_layers=20000"):
+            service.classify(photo, f"attacker/layers-{i}")
     assert service.cache.loaded_keys() == ["squeezenet1_1"] and service.cache.lock_table_size() == 0
 
 
