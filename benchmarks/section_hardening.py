@@ -44,6 +44,7 @@ VIT = "google/vit-base-patch16-224"
 BUDGET_MB = 100
 CYCLE_S = 30.0
 DATA_URL_MB = 200
+ATTACK_PAUSE_S = 0.5
 
 
 class Server:
@@ -144,7 +145,7 @@ def probe_paths(code_root: Path, work: Path, snapshot: Path, pool: ImagePool, lo
 
 # --- 2. a victim while eight attackers plant configs -------------------------------------------
 def victim_under_attack(code_root: Path, work: Path, repos: list[str], pool: ImagePool, log,
-                        runs: int = 8, attack_runs: int = 5) -> dict:
+                        runs: int = 8, attack_runs: int = 3) -> dict:
     server = Server(code_root, work, "victim", {})
     victim = RawClient(server.url)
     stop = threading.Event()
@@ -156,19 +157,29 @@ def victim_under_attack(code_root: Path, work: Path, repos: list[str], pool: Ima
         log(f"  victim idle median {median(idle):.0f} ms")
         image = victim.upload(pool.one())
 
-        def attack(repo: str) -> None:
+        answered = [threading.Event() for _ in repos]
+
+        def attack(repo: str, done: threading.Event) -> None:
+            # one request at a time per attacker, sent again ATTACK_PAUSE_S after each answer:
+            # eight planted configs always in flight or just refused, not a flood of requests
+            # (a flood of any request, even an unknown id, saturates 2 cores on its own)
             attacker = RawClient(server.url)
             try:
                 while not stop.is_set():
                     _, ms = timed(_message, attacker, "classify_vit", [image, VIT, repo, 3])
                     attack_answers.append(ms)
+                    done.set()
+                    stop.wait(ATTACK_PAUSE_S)
             finally:
                 attacker.close()
 
-        threads = [threading.Thread(target=attack, args=(repo,), daemon=True) for repo in repos]
+        threads = [threading.Thread(target=attack, args=(repo, done), daemon=True)
+                   for repo, done in zip(repos, answered)]
         for t in threads:
             t.start()
-        time.sleep(1.0)
+        deadline = time.monotonic() + 60  # the attack has reached the server (or is stuck in it)
+        for done in answered:
+            done.wait(max(0.0, deadline - time.monotonic()))
         attacked = []
         for _ in range(attack_runs):
             attacked.append(_victim_call(victim, pool))
