@@ -158,6 +158,18 @@ def test_a_million_character_id_is_refused_with_a_short_echo(client, upload):
     assert "too long (1,000,000 characters" in message and len(message) < 400
 
 
+def test_menus_refuse_unknown_values_quoting_a_short_escaped_prefix(client, upload):
+    image = upload("noise.png", gen.noisy("PNG", (32, 32)))
+    hostile = "<img src=x onerror=alert(1)>" + "y" * 1_000_000
+    with pytest.raises(AppError) as refused:
+        client.predict(image, hostile, 3, api_name="/classify_resnet")
+    assert "is not in the list of choices" in str(refused.value) and len(str(refused.value)) < 600
+    assert "<img" not in str(refused.value) and "&lt;img" in str(refused.value)
+    with pytest.raises(AppError) as refused:
+        client.predict(image, ["resnet18", hostile], 3, api_name="/compare")
+    assert len(str(refused.value)) < 800 and "<img" not in str(refused.value)
+
+
 @pytest.mark.parametrize("top_k, why", [(2.5, "not 2.5"), ("abc", "is not a number"), (None, "is not a number"),
                                         (11, "not 11"), (0, "not 0")])
 def test_top_k_must_be_a_whole_number_from_1_to_10(client, upload, top_k, why):

@@ -12,6 +12,7 @@ import gradio as gr
 from gradio.data_classes import ImageData
 
 from dashboard.compare import LATENCY_COLUMNS
+from dashboard.models.registry import SHOWN_PREFIX
 
 
 class RawImage(gr.Image):
@@ -70,6 +71,41 @@ class TopKSlider(gr.Slider):
             raise gr.Error(f"Top-k must be a whole number from {self.minimum:g} to {self.maximum:g}, "
                            f"not {payload:g}.", print_exception=False)
         return int(payload)
+
+
+def _not_a_choice(value: object, choices: list) -> gr.Error:
+    text = str(value)
+    prefix = text[:SHOWN_PREFIX] + ("…" if len(text) > SHOWN_PREFIX else "")
+    return gr.Error(f"Unknown model: {html.escape(prefix)} is not in the list of choices "
+                    f"({', '.join(str(c) for c in choices)}).", print_exception=False)
+
+
+class ModelDropdown(gr.Dropdown):
+    """A model menu whose refusal quotes a short, escaped prefix of what was sent: gr.Dropdown
+    echoes the whole value (a million characters, HTML included) into its error."""
+
+    is_template = True  # rendered by the front end's own Dropdown component
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except gr.Error:
+            raise _not_a_choice(payload, [value for _, value in self.choices]) from None
+
+
+class ModelChoices(gr.CheckboxGroup):
+    """The Compare tab's model choice, with the same short refusal as ModelDropdown."""
+
+    is_template = True  # rendered by the front end's own CheckboxGroup component
+
+    def preprocess(self, payload):
+        if not isinstance(payload, list):
+            raise gr.Error("Choose the models to compare from the list.", print_exception=False)
+        choices = [value for _, value in self.choices]
+        for value in payload:
+            if value not in choices:
+                raise _not_a_choice(value, choices)
+        return super().preprocess(payload)
 
 
 TOP_K = dict(minimum=1, maximum=10, step=1, value=3, label="Top-k")

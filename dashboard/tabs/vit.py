@@ -6,13 +6,13 @@ import gradio as gr
 
 from dashboard.handlers import Handlers, user_errors
 from dashboard.models.registry import DEFAULT_TRANSFORMERS_KEY, list_models
-from dashboard.tabs.common import TOP_K, TopKSlider, model_outputs
+from dashboard.tabs.common import TOP_K, ModelDropdown, TopKSlider, model_outputs
 
 
 def build_tab(image: gr.Image, handlers: Handlers, allow_custom: bool) -> dict[str, gr.components.Component]:
     """Preset dropdown, optional free-form Hub id, top-k; the same outputs as the ResNet tab."""
     with gr.Row():
-        preset = gr.Dropdown(
+        preset = ModelDropdown(
             choices=[(f"{s.display_name} ({s.key})", s.key) for s in list_models("transformers")],
             value=DEFAULT_TRANSFORMERS_KEY, label="Preset", elem_id="vit-model",
         )
