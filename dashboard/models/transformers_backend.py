@@ -18,6 +18,9 @@ from dashboard.models.registry import ModelSpec
 
 log = logging.getLogger(__name__)
 SAFE_PATTERNS = ["*.json", "*.safetensors", "*.txt"]  # never pickled weights, never code
+# A custom repository is anyone's: fetch only the files a classifier needs (not a 50 GB "notes.txt").
+CUSTOM_PATTERNS = ["config.json", "preprocessor_config.json", "model.safetensors",
+                   "model.safetensors.index.json", "model-*-of-*.safetensors"]
 
 
 def _revision(spec: ModelSpec) -> str | None:
@@ -45,7 +48,11 @@ def _model_file(spec: ModelSpec, filename: str, *, required: bool) -> str | None
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
     try:
+        if not spec.builtin and not _offline():
+            _check_remote_size(spec, filename)
         return hf_hub_download(spec.source, filename, revision=_revision(spec))
+    except ModelError:
+        raise
     except LocalEntryNotFoundError as exc:
         if required:
             raise _unavailable(spec, exc) from exc
@@ -58,6 +65,18 @@ def _model_file(spec: ModelSpec, filename: str, *, required: bool) -> str | None
         return None
     except Exception as exc:
         raise _unavailable(spec, exc) from exc
+
+
+def _check_remote_size(spec: ModelSpec, filename: str) -> None:
+    """Refuse an oversized JSON file from its HTTP headers, before downloading it."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(spec.source, filename, revision=_revision(spec)), str):
+        return  # already in the cache (read_json bounds it)
+    size = get_hf_file_metadata(hf_hub_url(spec.source, filename, revision=_revision(spec))).size
+    if size is not None and size > custom_checks.MAX_JSON_BYTES:
+        raise ModelRefusedError(f"{spec.key!r} cannot be loaded on this deployment: its {filename} is "
+                                f"{size / 2**20:.0f} MB (at most {custom_checks.MAX_JSON_BYTES // 2**20} MB).")
 
 
 def load_config(spec: ModelSpec, *, check: bool = True):  # -> (transformers.PretrainedConfig, raw dict)
@@ -179,7 +198,8 @@ def fetch(spec: ModelSpec) -> str:
 
     load_config(spec, check=not spec.builtin)
     try:
-        return snapshot_download(spec.source, revision=_revision(spec), allow_patterns=SAFE_PATTERNS)
+        return snapshot_download(spec.source, revision=_revision(spec),
+                                 allow_patterns=SAFE_PATTERNS if spec.builtin else CUSTOM_PATTERNS)
     except Exception as exc:
         raise _unavailable(spec, exc) from exc
 
