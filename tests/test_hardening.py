@@ -115,7 +115,10 @@ def _data_url(raw: bytes) -> dict:
 
 
 def _cache_files() -> set[str]:
-    return {str(p) for p in Path(get_upload_folder()).rglob("*") if p.is_file()}
+    """Files our RawImage writes for data: URLs (*.upload) or anything of a megabyte or more in
+    the upload folder (which other test sessions on this machine may share)."""
+    return {str(p) for p in Path(get_upload_folder()).rglob("*")
+            if p.is_file() and (p.suffix == ".upload" or p.stat().st_size >= MB)}
 
 
 def test_a_data_url_under_the_cap_is_classified(app_url):
