@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from collections.abc import Sequence
 
 from dashboard.errors import DashboardError
+from dashboard.logsetup import configure_logging
 from dashboard.models.registry import DEFAULT_COMPARE_KEYS, list_keys
 from dashboard.settings import resolve_settings
 
@@ -46,8 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or argv[0] not in (*COMMANDS, "-h", "--help"):
         argv.insert(0, "serve")
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per HTTP request otherwise
+    configure_logging()
     try:
         return {"serve": _serve, "classify": _classify, "download": _download}[args.command](args)
     except (DashboardError, ValueError) as exc:

@@ -116,10 +116,17 @@ def launch_kwargs(settings: Settings) -> dict:
 
 
 def serve(settings: Settings | None = None) -> None:
-    """Build, preload what was asked for, and serve until interrupted."""
+    """Build, preload what was asked for, serve, then (unless turned off) load the default
+    models in the background, and serve until interrupted."""
     settings = settings or resolve_settings()
     demo = build_demo(settings)
     if settings.preload:
         for key, info in demo.service.preload(settings.preload).items():  # type: ignore[attr-defined]
             log.info("preloaded %s (%s)", key, info.describe())
-    demo.launch(**launch_kwargs(settings))
+    demo.launch(**launch_kwargs(settings), prevent_thread_lock=True)
+    if settings.background_preload:  # only now: the page is already being served
+        from dashboard.loading import start_background_preload
+        from dashboard.models.registry import DEFAULT_COMPARE_KEYS
+
+        start_background_preload(demo.service, DEFAULT_COMPARE_KEYS)  # type: ignore[attr-defined]
+    demo.block_thread()

@@ -68,10 +68,11 @@ class Handlers:
         self.export_dir = export_dir
 
     def _announce_load(self, keys: Sequence[str], progress: gr.Progress) -> None:
-        cold = [key for key in keys if not self.service.is_loaded(key)]
-        if cold:
-            names = ", ".join(self.service.spec(key).display_name for key in cold)
-            progress(0.05, desc=f"Loading {names} (first use, a few seconds)…")
+        from dashboard.loading import load_notice
+
+        notice = load_notice(self.service, keys)
+        if notice:
+            progress(0.05, desc=notice)
 
     def _run(self, image: str | None, keys: Sequence[str], top_k: float, progress: gr.Progress):
         if image is None:

@@ -32,6 +32,7 @@ class Settings:
     workers: int = 1  # forward passes at once; torch threads are split between them
     max_batch_size: int = 8  # simultaneous requests for one model merged into one forward pass
     result_cache_size: int = 256  # identical repeats (same bytes, model, top-k) answered from memory
+    background_preload: bool = True  # once the page is served, load the default models in the background
 
 
 def _parse(name: str, raw: str, default: Any) -> Any:

@@ -40,10 +40,12 @@ class ModelCache:
         self._lock = threading.Lock()  # guards _models, _key_locks, load_ms, evicted
         self._key_locks: dict[str, threading.Lock] = {}
         self.load_ms: dict[str, float] = {}  # last cold-load time per key
+        self.loading: dict[str, tuple[float, bool]] = {}  # key -> (monotonic start, in background)
         self.evicted: list[str] = []
 
-    def get(self, key: str) -> tuple[Classifier, LoadInfo]:
-        """The classifier for ``key``, loading it if needed."""
+    def get(self, key: str, *, background: bool = False) -> tuple[Classifier, LoadInfo]:
+        """The classifier for ``key``, loading it if needed (``background``: for a preload, so
+        that requests arriving meanwhile can say what they wait for)."""
         with self._lock:
             hit = self._touch(key)
             if hit is not None:
@@ -54,8 +56,14 @@ class ModelCache:
                 hit = self._touch(key)
                 if hit is not None:
                     return hit, LoadInfo(True, 0.0)
+            with self._lock:
+                self.loading[key] = (time.monotonic(), background)
             start = time.perf_counter()
-            classifier = self._loader(key)
+            try:
+                classifier = self._loader(key)
+            finally:
+                with self._lock:
+                    self.loading.pop(key, None)
             load_ms = (time.perf_counter() - start) * 1e3
             with self._lock:
                 self._models[key] = classifier
@@ -67,6 +75,11 @@ class ModelCache:
     def is_loaded(self, key: str) -> bool:
         with self._lock:
             return key in self._models
+
+    def loading_since(self, key: str) -> tuple[float, bool] | None:
+        """(monotonic start, in background) while ``key`` is being loaded, else None."""
+        with self._lock:
+            return self.loading.get(key)
 
     def loaded_keys(self) -> list[str]:
         """Loaded keys, least recently used first."""
