@@ -128,5 +128,6 @@ def serve(settings: Settings | None = None) -> None:
         from dashboard.loading import start_background_preload
         from dashboard.models.registry import DEFAULT_COMPARE_KEYS
 
-        start_background_preload(demo.service, DEFAULT_COMPARE_KEYS)  # type: ignore[attr-defined]
+        start_background_preload(demo.service, DEFAULT_COMPARE_KEYS,  # type: ignore[attr-defined]
+                                 after_url=demo.local_url)
     demo.block_thread()

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
+from dashboard.cards import answer_title, card_details
 from dashboard.errors import DashboardError, EmptyImageError
 from dashboard.service import Classification, ClassificationService
 
@@ -57,7 +58,8 @@ def model_card(result: Classification) -> str:
         "model cached" if result.load.cached else f"loaded in {result.load.load_ms / 1e3:.1f} s (first use)"
     )
     return (f"**{info.display_name}** · {info.num_params / 1e6:.1f}M parameters · input {h}×{w} · "
-            f"{info.num_classes} classes · weights `{info.weights_id}` · {result.prediction.device} · {load}")
+            f"{info.num_classes} classes · weights `{info.weights_id}` · {result.prediction.device} · {load}"
+            + card_details(result))
 
 
 class Handlers:
@@ -96,13 +98,28 @@ class Handlers:
             raise gr.Error(f"Choose between 2 and {MAX_COMPARE} models to compare (you chose {len(keys)}).",
                            print_exception=False)
         results = self._run(image, keys, top_k, progress)
-        labels = [gr.update(value=r.prediction.label_dict(), label=r.info.display_name, visible=True)
+        labels = [gr.update(value=r.prediction.label_dict(), label=answer_title(r), visible=True)
                   for r in results]
         labels += [gr.update(value=None, visible=False)] * (MAX_COMPARE - len(results))
         latency = latency_table(results)
         chart = latency_chart_data(results)
         agreement = agreement_table(results)
         return (*labels, latency, agreement, chart, self._export_csv(latency, results))
+
+    def model_facts(self, keys: Sequence[str]):
+        """The facts table of ``keys``, the accuracy-against-latency plot data (reference top-1,
+        latency measured on this server) and a note naming the models left out of the plot."""
+        from dashboard.models.facts import accuracy_latency, facts_table, is_known, model_facts
+
+        keys = [self.service.spec(k).key for k in dict.fromkeys(keys or [])]
+        measured = self.service.measured.medians()
+        plotted = accuracy_latency({k: measured[k] for k in keys if k in measured})
+        missing = [(self.service.spec(k).display_name,
+                    "reference accuracy unknown" if not is_known(k) or model_facts(k).top1 is None
+                    else "not run on this server yet")
+                   for k in keys if k not in measured or not is_known(k) or model_facts(k).top1 is None]
+        note = ("Not plotted: " + "; ".join(f"{name} ({why})" for name, why in missing) + ".") if missing else ""
+        return facts_table(keys), plotted, note
 
     def _export_csv(self, latency, results: Sequence[Classification]) -> str:
         """The comparison as one tidy CSV (latency table + each model's top-1), written inside

@@ -22,9 +22,12 @@ class BackgroundPreload:
     """Loads ``keys`` one after the other in a daemon thread; failures are logged, never raised
     (the request that needs a failed model retries the load and reports the reason itself)."""
 
-    def __init__(self, service: ClassificationService, keys: Sequence[str]) -> None:
+    def __init__(self, service: ClassificationService, keys: Sequence[str], after_url: str | None = None,
+                 grace_s: float = 0.0) -> None:
         self.service = service
         self.keys = list(keys)
+        self.after_url = after_url
+        self.grace_s = grace_s
         self.done = threading.Event()
         self.errors: dict[str, str] = {}
         self._thread: threading.Thread | None = None
@@ -36,6 +39,10 @@ class BackgroundPreload:
 
     def _run(self) -> None:
         try:
+            if self.after_url:
+                _wait_until_served(self.after_url)
+            # importing torch holds the GIL for seconds: let the first visitors' page loads go first
+            time.sleep(self.grace_s)
             for key in self.keys:
                 try:
                     spec = self.service.spec(key)
@@ -52,10 +59,26 @@ class BackgroundPreload:
             self.done.set()
 
 
-def start_background_preload(service: ClassificationService, keys: Sequence[str]) -> BackgroundPreload:
-    """Start loading ``keys`` in the background and return the handle (``.done`` when finished)."""
+def _wait_until_served(url: str, timeout_s: float = 60.0) -> None:
+    """Ask for the page once, so that the preload starts only after it has been served."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                response.read()
+                return
+        except OSError:
+            time.sleep(0.2)
+
+
+def start_background_preload(service: ClassificationService, keys: Sequence[str], after_url: str | None = None,
+                             grace_s: float = 1.0) -> BackgroundPreload:
+    """Load ``keys`` in a background thread, once ``after_url`` (the page) has answered and
+    ``grace_s`` later; returns the handle (``.done`` is set when finished)."""
     log.info("background preload of %s started", ", ".join(keys))
-    return BackgroundPreload(service, keys).start()
+    return BackgroundPreload(service, keys, after_url, grace_s).start()
 
 
 def _seconds(ms: float) -> str:

@@ -9,7 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Union
 
+from dashboard.expected import ExpectedClass, Verdict, expected_for_digest, verdict
 from dashboard.images import MAX_ASPECT_RATIO, load_image, read_source, source_digest
+from dashboard.measured import MeasuredLatency
 from dashboard.models.batching import BatchRunner
 from dashboard.models.cache import LoadInfo, ModelCache
 from dashboard.models.classifier import Classifier, ModelInfo, Prediction
@@ -30,6 +32,13 @@ class Classification:
     info: ModelInfo
     load: LoadInfo
     repeated: bool = False  # answered from the result cache (same bytes, model and top-k)
+    expected: ExpectedClass | None = None  # the image is an example whose ImageNet class is known
+
+    @property
+    def verdict(self) -> Verdict | None:
+        """Right/wrong of the top-1 against the example's expected class (None: no expected class)."""
+        top = self.prediction.top[0]
+        return verdict(self.expected, top.index, top.label, self.info.num_classes)
 
 
 def resolve_device(requested: str) -> str:
@@ -54,6 +63,7 @@ class ClassificationService:
         self._results: OrderedDict[tuple, Classification] = OrderedDict()
         self._results_lock = threading.Lock()
         self._batches = BatchRunner(self.settings.max_batch_size, slots=self.settings.workers)
+        self.measured = MeasuredLatency()  # fresh total times per model, for the accuracy/latency plot
 
     # --- models ---------------------------------------------------------------------------
     @property
@@ -106,6 +116,7 @@ class ClassificationService:
         top_k = self.settings.top_k if top_k is None else int(top_k)
         data, filename = read_source(source, filename)
         digest = source_digest(data)
+        expected = expected_for_digest(digest) if isinstance(data, bytes) else None
         specs = [self.spec(key) for key in keys]
         image = None
         results = []
@@ -120,7 +131,8 @@ class ClassificationService:
             classifier, load = self.cache.get(spec.key)
             batch, preprocess_ms = classifier.timed_preprocess([image])
             prediction = self._batches.run(classifier, batch, top_k, preprocess_ms)
-            result = Classification(prediction, classifier.info, load)
+            result = Classification(prediction, classifier.info, load, expected=expected)
+            self.measured.record(spec.key, prediction.times.total_ms)
             self._remember((digest, spec.key, top_k), result)
             results.append(result)
         return results
@@ -131,7 +143,7 @@ class ClassificationService:
             if hit is None:
                 return None
             self._results.move_to_end(key)
-        return Classification(hit.prediction, hit.info, LoadInfo(True, 0.0), repeated=True)
+        return Classification(hit.prediction, hit.info, LoadInfo(True, 0.0), repeated=True, expected=hit.expected)
 
     def _remember(self, key: tuple, result: Classification) -> None:
         if self.settings.result_cache_size <= 0:
