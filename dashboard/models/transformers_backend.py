@@ -11,6 +11,7 @@ from dashboard.errors import (
     WeightsUnavailableError,
 )
 from dashboard.models.classifier import Classifier, ModelInfo
+from dashboard.models.network import is_network_error, reason
 from dashboard.models.registry import ModelSpec
 
 
@@ -23,6 +24,7 @@ def load_config(spec: ModelSpec):  # -> transformers.PretrainedConfig
     from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES
 
+    _probe_hub(spec)
     try:
         config = AutoConfig.from_pretrained(
             spec.source, revision=_revision(spec), trust_remote_code=False
@@ -46,6 +48,42 @@ def load_config(spec: ModelSpec):  # -> transformers.PretrainedConfig
             "google/vit-base-patch16-224)."
         )
     return config
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+
+
+def _probe_hub(spec: ModelSpec) -> None:
+    """For a Hub id whose config is not cached: one HEAD request without retries, so that an
+    unknown id or an unreachable network fails in about a second with its real reason, instead
+    of after ~30 s of huggingface_hub's retries with a bare "(OSError)"."""
+    if spec.weights == "local" or _offline():
+        return
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url, try_to_load_from_cache
+    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+
+    if isinstance(try_to_load_from_cache(spec.source, "config.json", revision=_revision(spec)), str):
+        return
+    try:
+        get_hf_file_metadata(hf_hub_url(spec.source, "config.json", revision=_revision(spec)), timeout=10)
+    except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as exc:
+        raise _not_found(spec) from exc
+    except Exception as exc:
+        if is_network_error(exc):
+            raise WeightsUnavailableError(
+                f"{spec.key!r} is not in the Hugging Face cache and the Hub cannot be reached from this "
+                f"machine: the network is unreachable ({reason(exc)}). Connect this machine, or on one "
+                f"with network run `python -m dashboard download {spec.key}` and copy its HF_HOME here."
+            ) from exc
+        raise _unavailable(spec, exc) from exc
+
+
+def _not_found(spec: ModelSpec) -> ModelError:
+    return ModelError(
+        f"{spec.key!r} was not found on the Hugging Face Hub (or is private or gated). "
+        "Check the id, e.g. google/vit-base-patch16-224."
+    )
 
 
 def count_parameters(config) -> int:
@@ -142,16 +180,17 @@ def _hub_cache() -> str:
 
 
 def _unavailable(spec: ModelSpec, exc: BaseException) -> ModelError:
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
     text = str(exc)
     if "not a valid model identifier" in text or "Repository Not Found" in text:
-        return ModelError(
-            f"{spec.key!r} was not found on the Hugging Face Hub (or is private or gated). "
-            "Check the id, e.g. google/vit-base-patch16-224."
-        )
-    where = "HF_HUB_OFFLINE is set, so nothing is downloaded" if offline else "the download failed"
+        return _not_found(spec)
+    if _offline():
+        where = "HF_HUB_OFFLINE is set, so nothing is downloaded"
+    elif is_network_error(exc):
+        where = f"the network is unreachable ({reason(exc)})"
+    else:
+        where = f"the download failed ({reason(exc)})"
     return WeightsUnavailableError(
-        f"{spec.key!r} is not in the Hugging Face cache ({_hub_cache()}) and {where} "
-        f"({type(exc).__name__}). On a machine with network, run `python -m dashboard download "
-        f"{spec.key}` with the same HF_HOME, then it works offline."
+        f"{spec.key!r} is not in the Hugging Face cache ({_hub_cache()}) and {where}. On a machine "
+        f"with network, run `python -m dashboard download {spec.key}` with the same HF_HOME, then it "
+        "works offline."
     )
