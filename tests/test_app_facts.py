@@ -80,3 +80,17 @@ def test_model_facts_table_and_accuracy_latency_plot(client, photo):
     assert list(points["model"]) == ["ResNet-18", "DeiT-S"]  # ViT-B/16: accuracy unknown, left out
     assert list(points["top-1 %"]) == [69.758, 79.9] and (points["latency ms"] > 0).all()
     assert note == "Not plotted: ViT-B/16 (reference accuracy unknown)."
+
+
+def test_model_facts_refuses_unknown_keys(client):
+    from gradio_client.exceptions import AppError
+
+    for keys in (["../../etc/passwd"], ["resnet18", "acme/custom"]):
+        try:
+            client.predict(keys, api_name="/model_facts")
+        except AppError as exc:
+            assert "not in the list of choices" in str(exc)  # refused by the server, before any handler
+        else:
+            raise AssertionError(f"{keys} accepted")
+    table, scatter, note = client.predict([], api_name="/model_facts")
+    assert table["data"] == [] or table["data"] == [["" for _ in table["headers"]]]
