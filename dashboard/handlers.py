@@ -111,15 +111,17 @@ class Handlers:
         latency measured on this server) and a note naming the models left out of the plot."""
         from dashboard.models.facts import accuracy_latency, facts_table, is_known, model_facts
 
-        keys = [self.service.spec(k).key for k in dict.fromkeys(keys or [])]
+        specs = [self.service.spec(k) for k in dict.fromkeys(keys or [])]
         measured = self.service.measured.medians()
-        plotted = accuracy_latency({k: measured[k] for k in keys if k in measured})
-        missing = [(self.service.spec(k).display_name,
-                    "reference accuracy unknown" if not is_known(k) or model_facts(k).top1 is None
-                    else "not run on this server yet")
-                   for k in keys if k not in measured or not is_known(k) or model_facts(k).top1 is None]
-        note = ("Not plotted: " + "; ".join(f"{name} ({why})" for name, why in missing) + ".") if missing else ""
-        return facts_table(keys), plotted, note
+        left_out = []
+        for spec in specs:
+            if not is_known(spec.key) or model_facts(spec.key).top1 is None:
+                left_out.append(f"{spec.display_name} (reference accuracy unknown)")
+            elif spec.key not in measured:
+                left_out.append(f"{spec.display_name} (not run on this server yet)")
+        plotted = accuracy_latency({s.key: measured[s.key] for s in specs if s.key in measured})
+        note = f"Not plotted: {'; '.join(left_out)}." if left_out else ""
+        return facts_table([s.key for s in specs]), plotted, note
 
     def _export_csv(self, latency, results: Sequence[Classification]) -> str:
         """The comparison as one tidy CSV (latency table + each model's top-1), written inside
