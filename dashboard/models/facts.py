@@ -41,7 +41,11 @@ class ModelFacts:
 
     @property
     def params_text(self) -> str:
-        return UNKNOWN if self.params is None else f"{self.params / 1e6:.1f}M"
+        if self.params is None:
+            return UNKNOWN
+        if self.params % 1_000_000 == 0:  # a source's rounded "86M": no invented decimal
+            return f"{self.params // 1_000_000}M"
+        return f"{self.params / 1e6:.1f}M"
 
 
 @dataclass(frozen=True)
