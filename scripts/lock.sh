@@ -32,6 +32,8 @@ fi
 compile() {  # compile IN OUT
   "$uv_bin" pip compile "$1" --output-file "$2" --universal --python-version 3.11 --quiet \
     --custom-compile-command "scripts/lock.sh" "${constraints[@]}"
+  # the temporary constraints file is no origin worth recording
+  sed -i '/^ *#   -c .*dashboard-lock-constraints\.txt$/d' "$2"
 }
 compile requirements.in requirements.txt
 compile requirements-ray.in requirements-ray.txt
