@@ -134,6 +134,8 @@ def prepare_caches(cache: Path) -> None:
         "TORCH_HOME": str(cache / "torch"), "HF_HOME": str(cache / "hf"),
         "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "GRADIO_ANALYTICS_ENABLED": "False",
         "TOKENIZERS_PARALLELISM": "false",
+        # sections 2-5 time first loads themselves; section_startup measures the preload
+        "DASHBOARD_BACKGROUND_PRELOAD": "false",
     })
     from dashboard import random_weights
     from dashboard.models.registry import get_spec

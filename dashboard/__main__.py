@@ -1,14 +1,15 @@
-"""Command line: ``python -m dashboard [serve|classify|download] ...`` (serve is the default)."""
+"""Command line: python -m dashboard [serve|classify|download] ... (serve is the default)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from dashboard.errors import DashboardError
+from dashboard.logsetup import configure_logging
 from dashboard.models.registry import DEFAULT_COMPARE_KEYS, list_keys
 from dashboard.settings import resolve_settings
 
@@ -16,7 +17,14 @@ COMMANDS = ("serve", "classify", "download")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m dashboard", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m dashboard", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Serve the image classifier dashboard, or classify images and fetch weights from "
+                    "the command line.",
+        epilog="examples:\n"
+               "  python -m dashboard                                  serve on http://127.0.0.1:7860\n"
+               "  python -m dashboard classify photo.jpg --model resnet18 --top-k 5 --json\n"
+               "  python -m dashboard download --all                   fetch every built-in model's weights")
     sub = parser.add_subparsers(dest="command")
 
     serve = sub.add_parser("serve", help="serve the dashboard (default)")
@@ -30,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("images", nargs="+", metavar="IMAGE")
     classify.add_argument("--model", dest="models", action="append", metavar="KEY",
                           help=f"model key or Hub id; repeat for several (default {DEFAULT_COMPARE_KEYS[0]})")
-    classify.add_argument("--top-k", type=int, help="classes to show per model (default 3)")
+    classify.add_argument("--top-k", type=_top_k, help=f"classes to show per model, {TOP_K_MIN} to {TOP_K_MAX} (default 3)")
     classify.add_argument("--json", action="store_true", help="print JSON instead of text")
     classify.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
 
@@ -41,13 +49,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+TOP_K_MIN, TOP_K_MAX = 1, 10
+
+
+def _top_k(text: str) -> int:
+    """argparse type for --top-k: an integer in the valid range, or a message saying the range."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; choose {TOP_K_MIN} to {TOP_K_MAX}") from None
+    if not TOP_K_MIN <= value <= TOP_K_MAX:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; choose {TOP_K_MIN} to {TOP_K_MAX}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in (*COMMANDS, "-h", "--help"):
         argv.insert(0, "serve")
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per HTTP request otherwise
+    configure_logging()
     try:
         return {"serve": _serve, "classify": _classify, "download": _download}[args.command](args)
     except (DashboardError, ValueError) as exc:
@@ -74,6 +95,9 @@ def _classify(args: argparse.Namespace) -> int:
     settings = resolve_settings(device=args.device, top_k=args.top_k)
     service = ClassificationService(settings, origin="cli")  # local directories allowed here
     keys = args.models or [DEFAULT_COMPARE_KEYS[0]]
+    for image in args.images:  # this is the user's own machine: naming the path is what helps
+        if not os.path.isfile(image):
+            raise DashboardError(f"{image}: no such file" if not os.path.exists(image) else f"{image}: not a file")
     records = []
     for image in args.images:
         for result in service.compare_models(image, keys, settings.top_k):
@@ -88,24 +112,32 @@ def _classify(args: argparse.Namespace) -> int:
 
 def _record(image: str, result) -> dict:
     p, t = result.prediction, result.prediction.times
+    v = result.verdict
     return {
         "image": image,
         "model": p.model_key,
         "top": [{"index": s.index, "label": s.label, "probability": round(s.probability, 6)} for s in p.top],
         "times_ms": {"preprocess": round(t.preprocess_ms, 2), "forward": round(t.forward_ms, 2),
                      "postprocess": round(t.postprocess_ms, 2), "total": round(t.total_ms, 2)},
-        "load": result.load.describe(),
+        "load_ms": None if result.load.cached else round(result.load.load_ms, 2),  # null: already loaded
+        "model_cached": result.load.cached,
         "device": p.device,
         "parameters": p.num_params,
+        "expected": None if result.expected is None else result.expected.name,
+        "top1_right": None if v is None else v.right,
     }
 
 
 def _format(record: dict) -> str:
     t = record["times_ms"]
-    lines = [f"{record['image']}  [{record['model']} on {record['device']}; load {record['load']}; "
+    load = "cached" if record["model_cached"] else f"{record['load_ms']:.0f} ms"
+    lines = [f"{record['image']}  [{record['model']} on {record['device']}; load {load}; "
              f"preprocess {t['preprocess']:.1f} ms, forward {t['forward']:.1f} ms, "
              f"postprocess {t['postprocess']:.1f} ms, total {t['total']:.1f} ms]"]
     lines += [f"  {s['probability']:7.2%}  {s['label']}  (#{s['index']})" for s in record["top"]]
+    if record["expected"] is not None:
+        mark = {True: "right", False: "wrong", None: "no verdict"}[record["top1_right"]]
+        lines.append(f"  expected: {record['expected']} -> top-1 {mark}")
     return "\n".join(lines)
 
 
@@ -123,12 +155,26 @@ def _download(args: argparse.Namespace) -> int:
             backend.fetch(spec)
         except DashboardError as exc:
             failures += 1
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {_download_error(spec, exc)}", file=sys.stderr)
             if exc.detail:
                 print(f"  ({exc.detail})", file=sys.stderr)
             continue
         print(f"ok: {key}")
     return 1 if failures else 0
+
+
+def _download_error(spec, exc: DashboardError) -> str:
+    """What went wrong while downloading: never "run this download command" as the remedy."""
+    from dashboard.models.network import is_network_error, reason
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"} and spec.backend == "transformers":
+        return (f"cannot download {spec.key}: HF_HUB_OFFLINE is set, so nothing is downloaded. Unset it "
+                "on a machine with network, or copy a filled HF_HOME here.")
+    if is_network_error(exc):
+        return (f"cannot download {spec.key}: the network is unreachable from this machine "
+                f"({reason(exc)}). Check the connection or proxy (HTTPS_PROXY), or copy the caches "
+                "(TORCH_HOME, HF_HOME) from a machine that has the files.")
+    return str(exc)
 
 
 if __name__ == "__main__":

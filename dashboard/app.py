@@ -149,7 +149,8 @@ def check_address(settings: Settings) -> None:
 
 
 def serve(settings: Settings | None = None) -> None:
-    """Build, preload what was asked for, and serve until interrupted."""
+    """Build, preload what was asked for, serve, then (unless turned off) load the default
+    models in the background, and serve until interrupted."""
     settings = settings or resolve_settings()
     if settings.port:
         check_address(settings)
@@ -161,19 +162,30 @@ def serve(settings: Settings | None = None) -> None:
     if settings.preload:
         for key, info in demo.service.preload(settings.preload).items():  # type: ignore[attr-defined]
             log.info("preloaded %s (%s)", key, info.describe())
-    demo.launch(**launch_kwargs(settings))
+    demo.launch(**launch_kwargs(settings), prevent_thread_lock=True)
+    if settings.background_preload:  # only now: the page is already being served
+        from dashboard.loading import start_background_preload
+        from dashboard.models.registry import DEFAULT_COMPARE_KEYS
+
+        start_background_preload(demo.service, DEFAULT_COMPARE_KEYS,  # type: ignore[attr-defined]
+                                 after_url=demo.local_url)
+    demo.block_thread()
 
 
 def main() -> int:
-    """The Space entry (app.py): a configuration error is one line and exit status 1."""
+    """The Space entry (app.py): a configuration error is one line and exit status 1; the log
+    reads like `python -m dashboard`'s."""
     import sys
 
     from dashboard.errors import DashboardError
+    from dashboard.logsetup import configure_logging
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging()
     try:
         serve()
     except (DashboardError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return 130
     return 0

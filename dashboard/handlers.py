@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
+from dashboard.cards import answer_title, card_details
 from dashboard.errors import DashboardError, EmptyImageError
 from dashboard.service import Classification, ClassificationService
 
@@ -78,7 +79,8 @@ def model_card(result: Classification) -> str:
     h, w = info.input_size
     return (f"**{md_text(info.display_name)}** · {info.num_params / 1e6:.1f}M parameters · input {h}×{w} · "
             f"{info.num_classes} classes · weights {md_text(info.weights_id)} · "
-            f"{md_text(result.prediction.device)} · {describe_load(result)}")
+            f"{md_text(result.prediction.device)} · {describe_load(result)}"
+            + card_details(result))
 
 
 def describe_choice(chosen: Sequence[object]) -> str:
@@ -102,10 +104,11 @@ class Handlers:
         self.export_dir = export_dir
 
     def _announce_load(self, keys: Sequence[str], progress: gr.Progress) -> None:
-        cold = [key for key in keys if not self.service.is_loaded(key)]
-        if cold:
-            names = ", ".join(self.service.spec(key).display_name for key in cold)
-            progress(0.05, desc=f"Loading {names} (first use, a few seconds)…")
+        from dashboard.loading import load_notice
+
+        notice = load_notice(self.service, keys)
+        if notice:
+            progress(0.05, desc=notice)
 
     def _run(self, image: str | None, keys: Sequence[str], top_k: float, progress: gr.Progress):
         if image is None:
@@ -130,13 +133,30 @@ class Handlers:
             raise gr.Error(f"Choose between 2 and {MAX_COMPARE} different models to compare "
                            f"(you chose {describe_choice(chosen)}).", print_exception=False)
         results = self._run(image, keys, top_k, progress)
-        labels = [gr.update(value=r.prediction.label_dict(), label=r.info.display_name, visible=True)
+        labels = [gr.update(value=r.prediction.label_dict(), label=answer_title(r), visible=True)
                   for r in results]
         labels += [gr.update(value=None, visible=False)] * (MAX_COMPARE - len(results))
         latency = latency_table(results)
         chart = latency_chart_data(results)
         agreement = agreement_table(results)
         return (*labels, latency, agreement, chart, self._export_csv(latency, results))
+
+    def model_facts(self, keys: Sequence[str]):
+        """The facts table of ``keys``, the accuracy-against-latency plot data (reference top-1,
+        latency measured on this server) and a note naming the models left out of the plot."""
+        from dashboard.models.facts import accuracy_latency, facts_table, is_known, model_facts
+
+        specs = [self.service.spec(k) for k in dict.fromkeys(keys or [])]
+        measured = self.service.measured.medians()
+        left_out = []
+        for spec in specs:
+            if not is_known(spec.key) or model_facts(spec.key).top1 is None:
+                left_out.append(f"{spec.display_name} (reference accuracy unknown)")
+            elif spec.key not in measured:
+                left_out.append(f"{spec.display_name} (not run on this server yet)")
+        plotted = accuracy_latency({s.key: measured[s.key] for s in specs if s.key in measured})
+        note = f"Not plotted: {'; '.join(left_out)}." if left_out else ""
+        return facts_table([s.key for s in specs]), plotted, note
 
     def _export_csv(self, latency, results: Sequence[Classification]) -> str:
         """The comparison as one tidy CSV (latency table + each model's top-1), written inside

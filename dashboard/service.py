@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Union
 
 from dashboard.errors import DeviceUnavailableError, InvalidRequestError, ModelBusyError, ModelRefusedError
+from dashboard.expected import ExpectedClass, Verdict, expected_for_digest, verdict
 from dashboard.images import MAX_ASPECT_RATIO, load_image, read_source, source_digest
+from dashboard.measured import MeasuredLatency
 from dashboard.models.batching import BatchRunner
 from dashboard.models.cache import LoadInfo, ModelCache
 from dashboard.models.classifier import Classifier, ModelInfo, Prediction
@@ -32,6 +34,13 @@ class Classification:
     info: ModelInfo
     load: LoadInfo
     repeated: bool = False  # answered from the result cache (same bytes, model and top-k)
+    expected: ExpectedClass | None = None  # the image is an example whose ImageNet class is known
+
+    @property
+    def verdict(self) -> Verdict | None:
+        """Right/wrong of the top-1 against the example's expected class (None: no expected class)."""
+        top = self.prediction.top[0]
+        return verdict(self.expected, top.index, top.label, self.info.num_classes)
 
 
 def resolve_device(requested: str) -> str:
@@ -86,6 +95,7 @@ class ClassificationService:
         self._custom_slots = threading.BoundedSemaphore(max(1, self.settings.custom_model_slots))
         self.local_dirs = local_model_dirs(self.settings.local_model_dirs)
         self._refusals: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self.measured = MeasuredLatency()  # fresh total times per model, for the accuracy/latency plot
 
     # --- models ---------------------------------------------------------------------------
     @property
@@ -196,6 +206,7 @@ class ClassificationService:
         # The file name's extension is part of the key: the same bytes under a name that
         # contradicts them are refused by load_image, never answered from the cache.
         digest = (source_digest(data), _extension(filename))
+        expected = expected_for_digest(digest[0]) if isinstance(data, bytes) else None
         specs = [self.spec(key) for key in keys]
         image = None
         results = []
@@ -213,7 +224,8 @@ class ClassificationService:
                 classifier, load = self.cache.get(spec.key)
             batch, preprocess_ms = classifier.timed_preprocess([image])
             prediction = self._batches.run(classifier, batch, top_k, preprocess_ms)
-            result = Classification(prediction, classifier.info, load)
+            result = Classification(prediction, classifier.info, load, expected=expected)
+            self.measured.record(spec.key, prediction.times.total_ms)
             self._remember((digest, spec.key, top_k), result)
             results.append(result)
         return results
@@ -224,7 +236,7 @@ class ClassificationService:
             if hit is None:
                 return None
             self._results.move_to_end(key)
-        return Classification(hit.prediction, hit.info, LoadInfo(True, 0.0), repeated=True)
+        return Classification(hit.prediction, hit.info, LoadInfo(True, 0.0), repeated=True, expected=hit.expected)
 
     def _remember(self, key: tuple, result: Classification) -> None:
         """Keep a result, within both the entry cap and the byte cap (result_cache_mb)."""

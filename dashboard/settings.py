@@ -41,6 +41,7 @@ class Settings:
     result_cache_mb: int = 64  # ... and the memory those cached results may hold at most
     local_model_dirs: tuple[str, ...] = ()  # checkpoint folders visitors may pick as local:<folder name>
     custom_model_slots: int = 1  # custom models checked/loaded at once; more are told "busy"
+    background_preload: bool = True  # once the page is served, load the default models in the background
 
 
 def _parse(name: str, raw: str, default: Any) -> Any:

@@ -16,7 +16,7 @@ def _rows(table: dict) -> pd.DataFrame:
 
 def test_endpoints_have_stable_api_names(client):
     named = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
-    assert set(named) == {"/classify_resnet", "/classify_vit", "/compare"}
+    assert set(named) == {"/classify_resnet", "/classify_vit", "/compare", "/model_facts"}
 
 
 def test_classify_resnet_returns_label_times_and_card(client, photo):
@@ -54,7 +54,8 @@ def test_compare_returns_labels_tables_chart_and_csv(client, photo):
     out = client.predict(handle_file(str(photo)), keys, 3, api_name="/compare")
     labels, (latency, agreement, chart, csv_path) = out[:4], out[4:]
     visible = [u for u in labels if u.get("visible")]
-    assert [u["label"] for u in visible] == ["ResNet-18", "ViT-B/16", "DeiT-Ti"]
+    # cat.jpg is an example with a known class: each title also carries the right/wrong mark
+    assert [u["label"].split(" · ")[0] for u in visible] == ["ResNet-18", "ViT-B/16", "DeiT-Ti"]
     assert all(len(u["value"]["confidences"]) == 3 for u in visible)
     assert labels[3]["visible"] is False
     lat = _rows(latency)

@@ -7,6 +7,7 @@ import gradio as gr
 from dashboard.compare import AGREEMENT_COLUMNS, LATENCY_COLUMNS
 from dashboard.handlers import MAX_COMPARE, Handlers, user_errors
 from dashboard.models.registry import DEFAULT_COMPARE_KEYS, list_models
+from dashboard.tabs import facts as facts_block
 from dashboard.tabs.common import TOP_K, ModelChoices, TopKSlider
 
 
@@ -36,5 +37,6 @@ def build_tab(image: gr.Image, handlers: Handlers) -> dict[str, gr.components.Co
 
     button.click(compare, [image, models, top_k], [*labels, latency, agreement, chart, download],
                  api_name="compare", concurrency_id="models")
-    return {"models": models, "top_k": top_k, "button": button, "labels": labels, "latency": latency,
+    facts = facts_block.build_block(models, latency, handlers)  # reference figures + accuracy/latency plot
+    return {**facts, "models": models, "top_k": top_k, "button": button, "labels": labels, "latency": latency,
             "agreement": agreement, "chart": chart, "download": download}

@@ -17,7 +17,7 @@ def build_tab(image: gr.Image, handlers: Handlers, allow_custom: bool) -> dict[s
             value=DEFAULT_TRANSFORMERS_KEY, label="Preset", elem_id="vit-model",
         )
         custom = gr.Textbox(
-            label="Or any Hub model id (image classification)", placeholder="e.g. microsoft/resnet-50",
+            label="Or any Hub model id (image classification)", placeholder="e.g. microsoft/resnet-50", value="",
             visible=allow_custom, max_length=200, elem_id="vit-custom",
         )
         top_k = TopKSlider(**TOP_K, elem_id="vit-topk")
