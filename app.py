@@ -1,8 +1,6 @@
 """Hugging Face Space entry point: serve the dashboard with settings from the environment."""
 
-from dashboard.app import serve
-from dashboard.logsetup import configure_logging
+from dashboard.app import main
 
 if __name__ == "__main__":
-    configure_logging()  # the same log lines as `python -m dashboard`
-    serve()
+    raise SystemExit(main())
