@@ -173,19 +173,16 @@ def serve(settings: Settings | None = None) -> None:
 
 
 def main() -> int:
-    """The Space entry (app.py): a configuration error is one line and exit status 1; the log
-    reads like `python -m dashboard`'s."""
+    """The Space entry (app.py): a configuration error is one line and exit status 1."""
     import sys
 
     from dashboard.errors import DashboardError
     from dashboard.logsetup import configure_logging
 
-    configure_logging()
+    configure_logging()  # the same log lines as `python -m dashboard`
     try:
         serve()
     except (DashboardError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
     return 0

@@ -79,8 +79,7 @@ def model_card(result: Classification) -> str:
     h, w = info.input_size
     return (f"**{md_text(info.display_name)}** · {info.num_params / 1e6:.1f}M parameters · input {h}×{w} · "
             f"{info.num_classes} classes · weights {md_text(info.weights_id)} · "
-            f"{md_text(result.prediction.device)} · {describe_load(result)}"
-            + card_details(result))
+            f"{md_text(result.prediction.device)} · {describe_load(result)}" + card_details(result))
 
 
 def describe_choice(chosen: Sequence[object]) -> str:

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Union
 
-from dashboard.errors import DeviceUnavailableError, InvalidRequestError, ModelBusyError, ModelRefusedError
 from dashboard.expected import ExpectedClass, Verdict, expected_for_digest, verdict
+from dashboard.errors import DeviceUnavailableError, InvalidRequestError, ModelBusyError, ModelRefusedError
 from dashboard.images import MAX_ASPECT_RATIO, load_image, read_source, source_digest
 from dashboard.measured import MeasuredLatency
 from dashboard.models.batching import BatchRunner

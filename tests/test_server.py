@@ -140,26 +140,42 @@ def test_a_model_id_with_html_is_refused_inert(client, upload):
 
 
 # --- dependencies -------------------------------------------------------------------------
-# First releases without the advisories we know of; requirements.txt must not admit older ones.
+# First releases without the advisories we know of; the ranges (requirements.in) must not admit
+# older ones, and the lock (requirements.txt, what the README and Spaces install) pins past them.
 ADVISORY_FLOORS = {
     "gradio": "6.31.0",  # file= open redirect / SSRF (fixed after 6.17.3), FileExplorer traversal (6.16.0)
     "pillow": "12.3.0",  # PSD out-of-bounds write (12.1.1), FITS/PDF DoS (12.2.0), PYSEC-2026-2253..2257
 }
 
 
-def _requirements() -> dict[str, Requirement]:
-    lines = (ROOT / "requirements.txt").read_text().splitlines()
-    reqs = [Requirement(line.split("#")[0]) for line in lines if line.split("#")[0].strip()]
+def _requirements(name: str) -> dict[str, Requirement]:
+    lines = (ROOT / name).read_text().splitlines()
+    reqs = [Requirement(line.split("#")[0]) for line in lines
+            if line.split("#")[0].strip() and not line.startswith("-")]
     return {r.name.lower(): r for r in reqs}
 
 
 @pytest.mark.parametrize("package", ADVISORY_FLOORS)
 def test_dependencies_are_pinned_past_known_advisories(package):
-    requirement = _requirements()[package]
+    requirement = _requirements("requirements.in")[package]
     minimum = min(Version(s.version) for s in requirement.specifier if s.operator == ">=")
-    assert minimum >= Version(ADVISORY_FLOORS[package]), f"raise the floor in requirements.txt: {requirement}"
+    assert minimum >= Version(ADVISORY_FLOORS[package]), f"raise the floor in requirements.in: {requirement}"
+    (pin,) = [Version(s.version) for s in _requirements("requirements.txt")[package].specifier if s.operator == "=="]
+    assert pin >= Version(ADVISORY_FLOORS[package]) and requirement.specifier.contains(pin)
     installed = importlib.metadata.version(package)
     assert requirement.specifier.contains(installed), f"{package} {installed} does not satisfy {requirement}"
+
+
+def test_the_locks_pin_every_package_and_agree():
+    """requirements.txt, -ray and -dev are exact pins (scripts/lock.sh), the same version everywhere."""
+    locks = {name: _requirements(name) for name in ("requirements.txt", "requirements-ray.txt", "requirements-dev.txt")}
+    seen: dict[str, str] = {}
+    for name, reqs in locks.items():
+        for package, req in reqs.items():
+            (spec,) = req.specifier
+            assert spec.operator == "==", f"{name}: {req} is not pinned"
+            assert seen.setdefault(package, spec.version) == spec.version, f"{package} differs between locks"
+    assert set(locks["requirements.txt"]) | set(locks["requirements-ray.txt"]) <= set(locks["requirements-dev.txt"])
 
 
 # --- launch options and curated errors ----------------------------------------------------

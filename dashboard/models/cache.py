@@ -44,14 +44,11 @@ class ModelCache:
         # one lock per key being loaded, with the number of threads using it; an entry is
         # dropped when its last user leaves, so the table never outgrows the requests in flight
         self._key_locks: dict[str, tuple[threading.Lock, int]] = {}
-        # the last cold-load time of the most recent keys (kept after eviction, so a later
-        # "loading..." message can quote it; at most MAX_LOAD_TIMES entries)
-        self.load_ms: dict[str, float] = {}
-        self.loading: dict[str, tuple[float, bool]] = {}  # key -> (monotonic start, in background)
+        self.load_ms: dict[str, float] = {}  # last cold-load time per loaded key
         self.evicted: list[str] = []  # the most recent evictions (at most MAX_EVICTED_LOG)
+        self.loading: dict[str, tuple[float, bool]] = {}  # key -> (monotonic start, in background)
 
     MAX_EVICTED_LOG = 100
-    MAX_LOAD_TIMES = 64
 
     def get(self, key: str, *, background: bool = False) -> tuple[Classifier, LoadInfo]:
         """The classifier for ``key``, loading it if needed (``background``: for a preload, so
@@ -81,10 +78,7 @@ class ModelCache:
                 load_ms = (time.perf_counter() - start) * 1e3
                 with self._lock:
                     self._models[key] = classifier
-                    self.load_ms.pop(key, None)
                     self.load_ms[key] = load_ms
-                    for old in list(self.load_ms)[:-self.MAX_LOAD_TIMES]:
-                        del self.load_ms[old]
                     evicted = self._evict_over_budget(keep=key)
                 log.info("loaded %s in %.0f ms", key, load_ms)
                 return classifier, LoadInfo(False, load_ms)
@@ -103,14 +97,14 @@ class ModelCache:
         with self._lock:
             return len(self._key_locks)
 
-    def is_loaded(self, key: str) -> bool:
-        with self._lock:
-            return key in self._models
-
     def loading_since(self, key: str) -> tuple[float, bool] | None:
         """(monotonic start, in background) while ``key`` is being loaded, else None."""
         with self._lock:
             return self.loading.get(key)
+
+    def is_loaded(self, key: str) -> bool:
+        with self._lock:
+            return key in self._models
 
     def loaded_keys(self) -> list[str]:
         """Loaded keys, least recently used first."""
@@ -124,6 +118,7 @@ class ModelCache:
     def clear(self) -> None:
         with self._lock:
             self._models.clear()
+            self.load_ms.clear()
         release_memory()
 
     def _touch(self, key: str) -> Classifier | None:
@@ -141,6 +136,7 @@ class ModelCache:
             if key == keep:
                 continue
             total -= self._models.pop(key).info.weight_bytes
+            self.load_ms.pop(key, None)
             self.evicted.append(key)
             del self.evicted[:-self.MAX_EVICTED_LOG]
             evicted = True

@@ -49,7 +49,10 @@ def _model_file(spec: ModelSpec, filename: str, *, required: bool) -> str | None
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
     try:
-        if not spec.builtin and not _offline():
+        if not _offline():
+            # one HEAD request without retries (also for the built-ins): an unknown id or an
+            # unreachable network fails in about a second with its reason, instead of after
+            # ~30 s of huggingface_hub's retries
             _check_remote_size(spec, filename)
         return hf_hub_download(spec.source, filename, revision=_revision(spec))
     except ModelError:
@@ -89,7 +92,6 @@ def load_config(spec: ModelSpec, *, check: bool = True):  # -> (transformers.Pre
     from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES
 
-    _probe_hub(spec)
     path = _model_file(spec, "config.json", required=True)
     raw = custom_checks.read_json(path, repr(spec.key), "config.json")
     if check:
@@ -122,38 +124,6 @@ def _remote_code(spec: ModelSpec) -> ModelRefusedError:
         f"{spec.key!r} needs to run its own Python code from the Hub, which this dashboard "
         "never does (trust_remote_code is always off). Choose a model supported by "
         "transformers itself."
-    )
-
-
-def _probe_hub(spec: ModelSpec) -> None:
-    """For a Hub id whose config is not cached: one HEAD request without retries, so that an
-    unknown id or an unreachable network fails in about a second with its real reason, instead
-    of after ~30 s of huggingface_hub's retries with a bare "(OSError)"."""
-    if spec.weights == "local" or _offline():
-        return
-    from huggingface_hub import get_hf_file_metadata, hf_hub_url, try_to_load_from_cache
-    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
-
-    if isinstance(try_to_load_from_cache(spec.source, "config.json", revision=_revision(spec)), str):
-        return
-    try:
-        get_hf_file_metadata(hf_hub_url(spec.source, "config.json", revision=_revision(spec)), timeout=10)
-    except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as exc:
-        raise _not_found(spec) from exc
-    except Exception as exc:
-        if is_network_error(exc):
-            raise WeightsUnavailableError(
-                f"{spec.key!r} is not in the Hugging Face cache and the Hub cannot be reached from this "
-                f"machine: the network is unreachable ({reason(exc)}). Connect this machine, or on one "
-                f"with network run `python -m dashboard download {spec.key}` and copy its HF_HOME here."
-            ) from exc
-        raise _unavailable(spec, exc) from exc
-
-
-def _not_found(spec: ModelSpec) -> ModelError:
-    return ModelError(
-        f"{spec.key!r} was not found on the Hugging Face Hub (or is private or gated). "
-        "Check the id, e.g. google/vit-base-patch16-224."
     )
 
 
@@ -309,17 +279,19 @@ def _unavailable(spec: ModelSpec, exc: BaseException) -> ModelError:
 
     text = str(exc)
     if isinstance(exc, (RepositoryNotFoundError, RevisionNotFoundError)) or "not a valid model identifier" in text:
-        return _not_found(spec)
+        return ModelError(
+            f"{spec.key!r} was not found on the Hugging Face Hub (or is private or gated). "
+            "Check the id, e.g. google/vit-base-patch16-224."
+        )
     if _offline():
         where = "HF_HUB_OFFLINE is set, so nothing is downloaded"
     elif is_network_error(exc):
         where = f"the network is unreachable ({reason(exc)})"
     else:
-        where = f"the download failed ({reason(exc)})"
+        where = f"the download failed ({type(exc).__name__})"
     log.warning("%s is not in the Hugging Face cache %s: %s", spec.key, _hub_cache(), exc)
     return WeightsUnavailableError(
         f"{spec.key!r} is not in the Hugging Face cache of this server and {where}. Ask the operator "
-        f"to run `python -m dashboard download {spec.key}` on a machine with network (with the same "
-        "HF_HOME); then it works offline.",
+        f"to run `python -m dashboard download {spec.key}` on a machine with network (with the same HF_HOME); then it works offline.",
         detail=f"Hugging Face cache: {_hub_cache()}",
     )
