@@ -58,3 +58,8 @@ class WeightsUnavailableError(ModelError):
 
 class InferenceError(ModelError):
     """A model failed while classifying an image."""
+
+
+# --- perturbations (robustness) -----------------------------------------------------------------
+class PerturbationError(DashboardError):
+    """A perturbation or sweep parameter out of range (strength, steps, seed, patch, models)."""

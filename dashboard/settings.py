@@ -32,6 +32,7 @@ class Settings:
     workers: int = 1  # forward passes at once; torch threads are split between them
     max_batch_size: int = 8  # simultaneous requests for one model merged into one forward pass
     result_cache_size: int = 256  # identical repeats (same bytes, model, top-k) answered from memory
+    max_sweep_steps: int = 24  # strengths in one robustness sweep (each model classifies them in one batch)
 
 
 def _parse(name: str, raw: str, default: Any) -> Any:
@@ -94,6 +95,7 @@ def _validate(s: Settings) -> None:
         "workers": s.workers >= 1,
         "max_batch_size": s.max_batch_size >= 1,
         "result_cache_size": s.result_cache_size >= 0,
+        "max_sweep_steps": 2 <= s.max_sweep_steps <= 256,
     }
     bad = [name for name, ok in checks.items() if not ok]
     if bad:
