@@ -305,3 +305,12 @@ def catalogue() -> list[Mapping[str, Any]]:
     """The perturbations as records, for the README, the CLI's help and the tab's info text."""
     return [{"name": p.name, "title": p.title, "parameter": p.parameter, "strength 0": p.at_zero,
              "strength 1": p.at_one, "ImageNet-C": p.imagenet_c} for p in _LIST]
+
+
+def for_display(image: Image.Image, max_side: int = 640) -> Image.Image:
+    """A copy no larger than ``max_side`` for the page (the models see the full image)."""
+    if max(image.size) <= max_side:
+        return image
+    shown = image.copy()
+    shown.thumbnail((max_side, max_side))
+    return shown
