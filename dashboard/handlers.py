@@ -129,8 +129,8 @@ class Handlers:
 
     def robustness(self, image: str | None, keys: Sequence[str], perturbation: str, strength: float,
                    seed: float | None, x: float, y: float, top_k: float, progress: gr.Progress):
-        """The preview, a Label per model on the perturbed image (flagged when its top-1 differs
-        from the clean image's; hidden slots beyond the models chosen) and a summary."""
+        """The preview and its caption, a Label per model on the perturbed image (flagged when its
+        top-1 differs from the clean image's; hidden slots beyond the models chosen) and a summary."""
         from dashboard.perturb import MAX_MODELS, check_models, for_display
 
         if image is None:
@@ -146,10 +146,10 @@ class Handlers:
                                     visible=True, elem_classes=["changed"] if answer.changed else []))
         labels += [gr.update(value=None, visible=False)] * (MAX_MODELS - len(labels))
         changed = [a.perturbed.info.display_name for a in result.answers if a.changed]
-        summary = (_perturbed_caption(result.perturbed) + "  \n"
-                   + (f"**Answer changed** for {', '.join(changed)}." if changed
-                      else "Every model keeps its clean top-1 class."))
-        return (for_display(result.perturbed.image), *labels, summary)
+        summary = (f"At strength {result.perturbed.strength:g}: "
+                   + (f"**the answer changed** for {', '.join(changed)}." if changed
+                      else "every model keeps its clean top-1 class."))
+        return (for_display(result.perturbed.image), _perturbed_caption(result.perturbed), *labels, summary)
 
     def sweep(self, image: str | None, keys: Sequence[str], perturbation: str, steps: float,
               seed: float | None, x: float, y: float, progress: gr.Progress):

@@ -59,7 +59,7 @@ class Perturbation:
 
     def describe(self, strength: float) -> str:
         v = self.value(strength)
-        shown = f"{v:.0f}" if self.integer else f"{v:g}"
+        shown = f"{v:.0f}" if self.integer else f"{v:.3g}"
         return f"{self.parameter.split(' (')[0]} {shown}{_unit(self.parameter)}"
 
 

@@ -35,12 +35,12 @@ def test_perturb_preview_with_defaults(client, photo):
 def test_robustness_flags_labels_and_hides_unused_slots(client, photo):
     out = client.predict(handle_file(str(photo)), ["resnet18"], "rotation", 1.0, 0, 0.5, 0.5, 2,
                          api_name="/robustness")
-    preview, labels, summary = out[0], out[1:5], out[5]
+    preview, caption, labels, summary = out[0], out[1], out[2:6], out[6]
     assert labels[0]["visible"] and len(labels[0]["value"]["confidences"]) == 2
     assert labels[0]["label"].startswith("ResNet-18 · ")
-    assert ("top-1 changed" in labels[0]["label"]) == ("Answer changed" in summary)
+    assert ("top-1 changed" in labels[0]["label"]) == ("the answer changed" in summary)
     assert all(not u["visible"] for u in labels[1:])
-    assert "Rotation, strength 1 (angle 180°)" in summary
+    assert "Rotation, strength 1 (angle 180°)" in caption and summary.startswith("At strength 1: ")
 
 
 def test_sweep_with_defaults_returns_curves_table_and_gallery(client, photo):

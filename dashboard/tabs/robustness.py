@@ -38,8 +38,10 @@ def build_tab(image: gr.Image, handlers: Handlers, max_steps: int) -> dict[str, 
         top_k = gr.Slider(**TOP_K, elem_id="robust-topk")
     button = gr.Button("Classify the perturbed image", variant="primary", elem_id="robust-run")
     with gr.Row():
-        preview = gr.Image(label="Perturbed image", type="pil", format="png", interactive=False,
-                           height=320, elem_id="robust-preview")
+        with gr.Column():
+            preview = gr.Image(label="Perturbed image", type="pil", format="png", interactive=False,
+                               height=320, elem_id="robust-preview")
+            caption = gr.Markdown(elem_id="robust-caption")
         with gr.Column():
             summary = gr.Markdown(elem_id="robust-summary")
             labels = [gr.Label(num_top_classes=10, visible=i < len(DEFAULT_COMPARE_KEYS),
@@ -48,7 +50,7 @@ def build_tab(image: gr.Image, handlers: Handlers, max_steps: int) -> dict[str, 
         steps = gr.Slider(2, max_steps, value=DEFAULT_STEPS, step=1, label="Sweep: strengths from 0 to 1",
                           elem_id="robust-steps")
         sweep_button = gr.Button("Sweep", variant="primary", elem_id="robust-sweep")
-    curve = gr.LinePlot(x="strength", y="probability", color="model", y_lim=[0, 1], x_lim=[0, 1],
+    curve = gr.LinePlot(x="strength", y="probability", color="model", x_lim=[0, 1],
                         label="Probability of the clean image's top-1 class", elem_id="robust-chart")
     changes = gr.Dataframe(headers=list(CHANGE_COLUMNS), label="Where each model's answer first changes",
                            interactive=False, elem_id="robust-changes")
@@ -69,9 +71,9 @@ def build_tab(image: gr.Image, handlers: Handlers, max_steps: int) -> dict[str, 
 
     knobs = [perturbation, strength, seed, x, y]
     # While the slider moves: the preview alone (cheap, the latest position wins); on release: the models.
-    strength.input(perturb_preview, [image, *knobs], [preview, summary], api_name="perturb",
+    strength.input(perturb_preview, [image, *knobs], [preview, caption], api_name="perturb",
                    trigger_mode="always_last", show_progress="hidden", concurrency_id="preview")
-    answer = dict(fn=robustness, inputs=[image, models, *knobs, top_k], outputs=[preview, *labels, summary],
+    answer = dict(fn=robustness, inputs=[image, models, *knobs, top_k], outputs=[preview, caption, *labels, summary],
                   concurrency_id="models")
     button.click(**answer, api_name="robustness")
     for event in (strength.release, perturbation.input, seed.submit, x.release, y.release):
@@ -79,6 +81,6 @@ def build_tab(image: gr.Image, handlers: Handlers, max_steps: int) -> dict[str, 
     sweep_button.click(sweep, [image, models, perturbation, steps, seed, x, y], [curve, changes, gallery],
                        api_name="sweep", concurrency_id="models")
     return {"perturbation": perturbation, "strength": strength, "seed": seed, "x": x, "y": y,
-            "models": models, "top_k": top_k, "button": button, "preview": preview, "summary": summary,
+            "models": models, "top_k": top_k, "button": button, "preview": preview, "caption": caption, "summary": summary,
             "labels": labels, "steps": steps, "sweep": sweep_button, "chart": curve, "changes": changes,
             "gallery": gallery}
