@@ -59,10 +59,10 @@ def _occlude(im: Image.Image, side: int, cx: int, cy: int) -> Image.Image:
 EXPECTED = {
     "gaussian_blur": (lambda im, s: im.filter(ImageFilter.GaussianBlur(radius=8 * s)), lambda s: 8 * s),
     "gaussian_noise": (lambda im, s: _noise(im, 0.5 * s, 7), lambda s: 0.5 * s),
-    "rotation": (lambda im, s: _pil(F.rotate(_t(im), 180 * s, interpolation=F.InterpolationMode.BILINEAR)),
+    "rotation": (lambda im, s: F.rotate(im, 180 * s, interpolation=F.InterpolationMode.BILINEAR),
                  lambda s: 180 * s),
-    "brightness": (lambda im, s: _pil(F.adjust_brightness(_t(im), 1 + 2 * s)), lambda s: 1 + 2 * s),
-    "contrast": (lambda im, s: _pil(F.adjust_contrast(_t(im), 1 - s)), lambda s: 1 - s),
+    "brightness": (lambda im, s: F.adjust_brightness(im, 1 + 2 * s), lambda s: 1 + 2 * s),
+    "contrast": (lambda im, s: F.adjust_contrast(im, 1 - s), lambda s: 1 - s),
     "jpeg_compression": (lambda im, s: _jpeg(im, round(100 - 99 * s)), lambda s: round(100 - 99 * s)),
     "pixelate": (lambda im, s: _pixelate(im, 1 + 15 * s), lambda s: 1 + 15 * s),
     # 160x120 image, centre (80, 60): the patch side is the strength times the short side (120)
