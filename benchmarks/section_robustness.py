@@ -42,7 +42,7 @@ def run(work: Path, log) -> tuple[list[Row], list[Target], dict]:
         service.sweep(PHOTO, KEYS, "gaussian_blur", steps=STEPS, seed=0)
 
     def separate() -> None:
-        _, image = service._decoded(PHOTO, None)
+        _, image = service._working_image(PHOTO, None)
         images = [perturb.perturb(image, "gaussian_blur", s, 0).image for s in perturb.strengths(STEPS)]
         for key in KEYS:
             classifier = service.model(key)[0]

@@ -137,7 +137,7 @@ class ClassificationService:
         from dashboard import perturb
 
         perturb.resolve(perturbation), perturb.check_strength(strength), perturb.check_seed(seed)
-        _, image = self._decoded(source, filename)
+        _, image = self._working_image(source, filename)
         return perturb.perturb(image, perturbation, strength, seed, x, y)
 
     def robustness(
@@ -153,12 +153,12 @@ class ClassificationService:
         specs = [self.spec(key) for key in perturb.check_models(keys)]
         perturb.resolve(perturbation), perturb.check_strength(strength), perturb.check_seed(seed)
         top_k = self.settings.top_k if top_k is None else int(top_k)
-        digest, image = self._decoded(source, filename)
+        digest, image = self._working_image(source, filename)
         perturbed = perturb.perturb(image, perturbation, strength, seed, x, y)
         answers = tuple(
-            PerturbedAnswer(self._classify_image(image, spec, top_k, (digest, spec.key, top_k)),
+            PerturbedAnswer(self._classify_image(image, spec, top_k, (*digest, spec.key, top_k)),
                             self._classify_image(perturbed.image, spec, top_k,
-                                                 (digest, perturbed.cache_key, spec.key, top_k)))
+                                                 (*digest, perturbed.cache_key, spec.key, top_k)))
             for spec in specs
         )
         return Robustness(perturbed, answers)
@@ -177,7 +177,7 @@ class ClassificationService:
         specs = [self.spec(key) for key in perturb.check_models(keys)]
         p = perturb.resolve(perturbation)
         seed = perturb.check_seed(seed)
-        _, image = self._decoded(source, filename)
+        _, image = self._working_image(source, filename)
         levels = perturb.strengths(steps)
         perturbed = [perturb.perturb(image, p.name, s, seed, x, y) for s in levels]
         images = [q.image for q in perturbed]
@@ -190,12 +190,22 @@ class ClassificationService:
         return Sweep(p.name, seed, perturbed[0].params, tuple(levels), tuple(q.value for q in perturbed),
                      tuple(images), tuple(models))
 
-    def _decoded(self, source: ImageSource | None, filename: str | None) -> tuple[str, Image.Image]:
-        """(digest of the source bytes, the checked and decoded RGB image)."""
+    def _working_image(self, source: ImageSource | None, filename: str | None) -> tuple[tuple, Image.Image]:
+        """(result-cache key prefix, the checked and decoded RGB image the perturbations work on).
+
+        An image larger than ``perturb_max_side`` is scaled down first (Pillow's thumbnail): a sweep
+        holds one copy per strength, and the models see 224 pixels anyway. Its clean answer is then
+        the scaled image's, cached under its own key, so that strength 0 and clean always agree.
+        """
         data, filename = read_source(source, filename)
         clean = load_image(data, max_pixels=self.settings.max_pixels, filename=filename,
                            max_aspect_ratio=MAX_ASPECT_RATIO)
-        return clean.digest, clean.image
+        side = self.settings.perturb_max_side
+        if max(clean.image.size) <= side:
+            return (clean.digest,), clean.image
+        image = clean.image.copy()
+        image.thumbnail((side, side))
+        return (clean.digest, ("scaled", side)), image
 
     def _classify_image(self, image: Image.Image, spec: ModelSpec, top_k: int, key: tuple) -> Classification:
         """One decoded image through the batcher, remembered under ``key`` in the result cache."""

@@ -33,6 +33,7 @@ class Settings:
     max_batch_size: int = 8  # simultaneous requests for one model merged into one forward pass
     result_cache_size: int = 256  # identical repeats (same bytes, model, top-k) answered from memory
     max_sweep_steps: int = 24  # strengths in one robustness sweep (each model classifies them in one batch)
+    perturb_max_side: int = 1024  # robustness works on the image scaled to at most this many pixels a side
 
 
 def _parse(name: str, raw: str, default: Any) -> Any:
@@ -96,6 +97,7 @@ def _validate(s: Settings) -> None:
         "max_batch_size": s.max_batch_size >= 1,
         "result_cache_size": s.result_cache_size >= 0,
         "max_sweep_steps": 2 <= s.max_sweep_steps <= 256,
+        "perturb_max_side": s.perturb_max_side >= 64,
     }
     bad = [name for name, ok in checks.items() if not ok]
     if bad:

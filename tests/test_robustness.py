@@ -211,3 +211,15 @@ def test_a_multi_image_job_and_a_single_request_at_once_each_get_their_own_rows(
     assert results["many"] == ["dark", "bright", "dark"]
     assert [s.label for s in results["single"].top] == ["bright", "dark"]
     assert sum(classifier.model.calls) == 4 and 3 in classifier.model.calls  # the 3 rows in one forward
+
+
+def test_a_large_image_is_scaled_down_before_it_is_perturbed(grey):
+    service = BrightnessZoo(resolve_settings(device="cpu", perturb_max_side=64))
+    big = _png(Image.new("RGB", (200, 100), (GREY,) * 3))
+    result = service.robustness(big, ["resnet18"], "occlusion", 0.0)
+    assert result.perturbed.image.size == (64, 32) and not result.answers[0].changed
+    sweep = service.sweep(big, ["resnet18"], "blur", steps=3)
+    assert {im.size for im in sweep.images} == {(64, 32)}
+    # the scaled image's clean answer has its own key: the full image's classification is not it
+    assert not service.classify(big, "resnet18").repeated
+    assert service.perturb_preview(grey, "blur", 0.5).image.size == (64, 48)  # small enough already
