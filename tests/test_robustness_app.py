@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+
 import pandas as pd
 import pytest
 from gradio_client import handle_file
 from PIL import Image
 
 from dashboard.robustness import CHANGE_COLUMNS
+from tests import imagegen as gen
 from tests.conftest import app_error
 
 ENDPOINTS = ("/perturb", "/robustness", "/sweep")
@@ -74,3 +77,40 @@ def test_bad_parameters_get_a_clear_message(client, photo, api_name, args, messa
 def test_empty_submit_asks_for_an_image(client, api_name):
     with app_error("Upload an image first"):
         client.predict(None, api_name=api_name)
+
+
+@pytest.mark.parametrize("case", [c for c in gen.hostile_cases()
+                                  if c[0] in ("random-bytes-jpg", "truncated-jpeg", "png-bomb-30000", "svg")],
+                         ids=lambda c: c[0])
+def test_hostile_uploads_get_the_same_clear_message_through_a_sweep(client, upload, photo, case):
+    _, name, data, kind = case
+    message = {"UnsupportedImageFormatError": "is not accepted|not a readable JPEG",
+               "CorruptImageError": "damaged or incomplete", "ImageTooLargeError": "too large"}[kind]
+    with app_error(message):
+        client.predict(upload(name, data), ["squeezenet1_1"], "gaussian_noise", 3, 0, 0.5, 0.5, api_name="/sweep")
+    with app_error(message):
+        client.predict(upload(name, data), "gaussian_noise", 0.5, 0, 0.5, 0.5, api_name="/perturb")
+    preview, _ = client.predict(handle_file(str(photo)), "pixelate", 0.5, 0, 0.5, 0.5, api_name="/perturb")
+    assert preview  # and the server carries on
+
+
+def test_plain_http_with_a_data_url(app_url, photo):
+    """curl's way: a base64 data: URL in the JSON body, no upload; bad values refused by the server."""
+    from benchmarks.server import RawClient
+
+    raw = RawClient(app_url)
+    image = {"url": "data:image/jpeg;base64," + base64.b64encode(photo.read_bytes()).decode(),
+             "meta": {"_type": "gradio.FileData"}}
+    try:
+        curve, changes, gallery = raw.call("sweep", [image, ["squeezenet1_1"], "pixelate", 3, 0, 0.5, 0.5])
+        assert len(curve["value"]["data"]) == 3 and len(gallery) == 3
+        for api, bad, message in (
+                ("sweep", [image, ["squeezenet1_1"], "pixelate", 1000, 0, 0.5, 0.5], "greater than maximum"),
+                ("sweep", [image, ["squeezenet1_1"], "fog", 3, 0, 0.5, 0.5], "not in the list of choices"),
+                ("perturb", [image, "pixelate", 7.5, 0, 0.5, 0.5], "greater than maximum"),
+                ("perturb", [image, "occlusion", 0.5, 0, -1, 0.5], "less than minimum")):
+            with pytest.raises(RuntimeError, match=message) as info:
+                raw.call(api, bad)
+            assert "Traceback" not in str(info.value)
+    finally:
+        raw.close()
