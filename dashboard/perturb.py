@@ -84,7 +84,9 @@ class Perturbed:
 
     @property
     def cache_key(self) -> tuple:
-        return ("perturbed", self.perturbation, self.strength, self.seed, self.params)
+        """Everything the pixels depend on (the seed only matters to the noise)."""
+        seed = self.seed if self.perturbation == "gaussian_noise" else None
+        return ("perturbed", self.perturbation, self.strength, seed, self.params)
 
     @property
     def description(self) -> str:
