@@ -114,3 +114,13 @@ def test_plain_http_with_a_data_url(app_url, photo):
             assert "Traceback" not in str(info.value)
     finally:
         raw.close()
+
+
+def test_api_parameter_names_say_what_they_are(client):
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    names = {name: [p["parameter_name"] for p in api[name]["parameters"]] for name in ENDPOINTS}
+    assert names == {
+        "/perturb": ["image_path", "perturbation", "strength", "seed", "patch_x", "patch_y"],
+        "/robustness": ["image_path", "models", "perturbation", "strength", "seed", "patch_x", "patch_y", "top_k"],
+        "/sweep": ["image_path", "models", "perturbation", "steps", "seed", "patch_x", "patch_y"],
+    }

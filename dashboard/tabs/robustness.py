@@ -57,17 +57,20 @@ def build_tab(image: gr.Image, handlers: Handlers, max_steps: int) -> dict[str, 
     gallery = gr.Gallery(label="Perturbed images", columns=4, height="auto", format="png",
                          elem_id="robust-gallery")
 
+    # The parameter names are the API's (gradio_client's view_api shows them).
     @user_errors
-    def perturb_preview(image_path, name, s, seed_value, px, py):
-        return handlers.perturb_preview(image_path, name, s, seed_value, px, py)
+    def perturb_preview(image_path, perturbation, strength, seed, patch_x, patch_y):
+        return handlers.perturb_preview(image_path, perturbation, strength, seed, patch_x, patch_y)
 
     @user_errors
-    def robustness(image_path, keys, name, s, seed_value, px, py, k, progress=gr.Progress()):
-        return handlers.robustness(image_path, keys, name, s, seed_value, px, py, k, progress)
+    def robustness(image_path, models, perturbation, strength, seed, patch_x, patch_y, top_k,
+                   progress=gr.Progress()):
+        return handlers.robustness(image_path, models, perturbation, strength, seed, patch_x, patch_y, top_k,
+                                   progress)
 
     @user_errors
-    def sweep(image_path, keys, name, n, seed_value, px, py, progress=gr.Progress()):
-        return handlers.sweep(image_path, keys, name, n, seed_value, px, py, progress)
+    def sweep(image_path, models, perturbation, steps, seed, patch_x, patch_y, progress=gr.Progress()):
+        return handlers.sweep(image_path, models, perturbation, steps, seed, patch_x, patch_y, progress)
 
     knobs = [perturbation, strength, seed, x, y]
     # While the slider moves: the preview alone (cheap, the latest position wins); on release: the models.
