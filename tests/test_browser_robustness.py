@@ -111,3 +111,17 @@ def test_a_sweep_draws_the_chart_table_and_gallery(page):
     expect(page.locator("#robust-gallery")).to_contain_text("strength 0.00 · sigma 0 px")
     page.locator("#robust-chart").scroll_into_view_if_needed()
     page.screenshot(path=str(SCREENSHOTS / "robustness-sweep.png"), full_page=True)
+
+
+def test_a_new_image_clears_the_stale_answers(page):
+    from playwright.sync_api import expect
+
+    expect(page.locator("#robust-gallery img")).to_have_count(8)  # the previous test's sweep
+    lion = page.locator("button.gallery-item").filter(has=page.locator("img[src$='/lion.jpg']"))
+    lion.click()
+    expect(page.locator("#shared-image img[src$='/lion.jpg']")).to_be_visible()
+    expect(page.locator("#robust-gallery img")).to_have_count(0)
+    expect(page.locator("#robust-preview img")).to_have_count(0)
+    expect(page.locator("#robust-changes [role=row].virtual-row")).to_have_count(0)
+    expect(page.locator("#robust-summary")).to_have_text("")
+    expect(page.locator("#robust-label-0 .confidence-set")).to_have_count(0)

@@ -17,6 +17,11 @@ INTRO = ("Perturb the image and watch each model's answer. The perturbations are
          "steps and plots how likely each model still finds its clean answer.")
 
 
+def clear_outputs() -> tuple:
+    """Empty values for every output of the tab (the Labels keep their slots and visibility)."""
+    return (None, "", *[gr.update(value=None)] * MAX_MODELS, "", None, None, [])
+
+
 def build_tab(image: gr.Image, handlers: Handlers, max_steps: int) -> dict[str, gr.components.Component]:
     """Perturbation controls, the preview and Labels; the sweep's chart, table and gallery."""
     gr.Markdown(INTRO)
@@ -83,6 +88,9 @@ def build_tab(image: gr.Image, handlers: Handlers, max_steps: int) -> dict[str, 
         event(**answer, api_visibility="private", trigger_mode="always_last")
     sweep_button.click(sweep, [image, models, perturbation, steps, seed, x, y], [curve, changes, gallery],
                        api_name="sweep", concurrency_id="models")
+    # A new image makes every answer here stale: clear them (no model runs until asked).
+    image.change(clear_outputs, None, [preview, caption, *labels, summary, curve, changes, gallery],
+                 api_visibility="private", queue=False)
     return {"perturbation": perturbation, "strength": strength, "seed": seed, "x": x, "y": y,
             "models": models, "top_k": top_k, "button": button, "preview": preview, "caption": caption, "summary": summary,
             "labels": labels, "steps": steps, "sweep": sweep_button, "chart": curve, "changes": changes,
