@@ -1,4 +1,4 @@
-"""Command line: python -m dashboard [serve|classify|download] ... (serve is the default)."""
+"""Command line: python -m dashboard [serve|classify|sweep|download] ... (serve is the default)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from dashboard.logsetup import configure_logging
 from dashboard.models.registry import DEFAULT_COMPARE_KEYS, list_keys
 from dashboard.settings import resolve_settings
 
-COMMANDS = ("serve", "classify", "download")
+COMMANDS = ("serve", "classify", "download", "sweep")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +41,22 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--top-k", type=_top_k, help=f"classes to show per model, {TOP_K_MIN} to {TOP_K_MAX} (default 3)")
     classify.add_argument("--json", action="store_true", help="print JSON instead of text")
     classify.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+
+    sweep = sub.add_parser("sweep", help="one perturbation at several strengths: where each model's answer changes")
+    sweep.add_argument("image", metavar="IMAGE")
+    sweep.add_argument("--model", dest="models", action="append", metavar="KEY",
+                       help=f"model key or Hub id; repeat for up to 4 (default {DEFAULT_COMPARE_KEYS[0]})")
+    sweep.add_argument("--perturbation", required=True, metavar="NAME",
+                       help="gaussian_blur (blur), gaussian_noise (noise), rotation, brightness, contrast, "
+                            "jpeg_compression (jpeg), pixelate (downscale), occlusion")
+    sweep.add_argument("--steps", type=int, help="strengths from 0 to 1, evenly spaced (default 8)")
+    sweep.add_argument("--seed", type=int, help="seed of the noise (default 0)")
+    sweep.add_argument("--x", type=float, default=0.5, help="occlusion patch centre, fraction of the width")
+    sweep.add_argument("--y", type=float, default=0.5, help="occlusion patch centre, fraction of the height")
+    output = sweep.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print JSON (one record per model)")
+    output.add_argument("--csv", action="store_true", help="print CSV (one row per model and strength)")
+    sweep.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
 
     download = sub.add_parser("download", help="fetch weights into the standard caches for offline use")
     download.add_argument("keys", nargs="*", metavar="KEY",
@@ -70,7 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging()
     try:
-        return {"serve": _serve, "classify": _classify, "download": _download}[args.command](args)
+        return {"serve": _serve, "classify": _classify, "download": _download,
+                "sweep": _sweep}[args.command](args)
     except (DashboardError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         if getattr(exc, "detail", None):  # the operator may see server paths
@@ -139,6 +156,35 @@ def _format(record: dict) -> str:
         mark = {True: "right", False: "wrong", None: "no verdict"}[record["top1_right"]]
         lines.append(f"  expected: {record['expected']} -> top-1 {mark}")
     return "\n".join(lines)
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from dashboard.service import ClassificationService
+
+    service = ClassificationService(resolve_settings(device=args.device))
+    result = service.sweep(args.image, args.models or [DEFAULT_COMPARE_KEYS[0]], args.perturbation,
+                           args.steps, args.seed, args.x, args.y)
+    if args.json:
+        print(json.dumps(result.records(), indent=2))
+    elif args.csv:
+        frame = result.curve_frame().assign(
+            model=[m.info.key for m in result.models for _ in result.strengths],
+            value=[v for _ in result.models for v in result.values])
+        print(frame.to_csv(index=False), end="")
+    else:
+        first, last = result.describe(0), result.describe(len(result.strengths) - 1)
+        print(f"{args.image}: {result.perturbation} sweep, {len(result.strengths)} strengths from 0 ({first}) "
+              f"to 1 ({last}), seed {result.seed}")
+        for m in result.models:
+            where = result.first_change(m)
+            change = ("never changes" if where is None else
+                      f"first changes at strength {where:.3f} ({result.describe(m.first_change_step)}) "
+                      f"to {m.top1[m.first_change_step].label}")
+            print(f"  {m.info.display_name}: clean top-1 {m.clean_top1.label} ({m.clean_top1.probability:.2%}); "
+                  f"{change}; one forward of {m.batch_size} images, {m.forward_ms:.0f} ms")
+            for s, p, t in zip(result.strengths, m.probabilities, m.top1):
+                print(f"    {s:5.3f}  {p:7.2%}  {t.label}")
+    return 0
 
 
 def _download(args: argparse.Namespace) -> int:

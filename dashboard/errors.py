@@ -78,3 +78,8 @@ class InvalidRequestError(DashboardError):
 
 class InferenceError(ModelError):
     """A model failed while classifying an image."""
+
+
+# --- perturbations (robustness) -----------------------------------------------------------------
+class PerturbationError(DashboardError):
+    """A perturbation or sweep parameter out of range (strength, steps, seed, patch, models)."""

@@ -169,3 +169,63 @@ class Handlers:
         with os.fdopen(fd, "w", newline="") as f:
             table.to_csv(f, index=False)
         return path
+
+    # --- robustness (issue 11): perturbations and sweeps -------------------------------------------
+    def perturb_preview(self, image: str | None, perturbation: str, strength: float, seed: float | None,
+                        x: float, y: float):
+        """The perturbed image (display size) and a line saying what was applied."""
+        from dashboard.perturb import for_display
+
+        if image is None:
+            raise EmptyImageError("Upload an image first (or pick one of the examples).")
+        perturbed = self.service.perturb_preview(image, perturbation, strength, seed, x, y)
+        return for_display(perturbed.image), _perturbed_caption(perturbed)
+
+    def robustness(self, image: str | None, keys: Sequence[str], perturbation: str, strength: float,
+                   seed: float | None, x: float, y: float, top_k: float, progress: gr.Progress):
+        """The preview and its caption, a Label per model on the perturbed image (flagged when its
+        top-1 differs from the clean image's; hidden slots beyond the models chosen) and a summary."""
+        from dashboard.perturb import MAX_MODELS, check_models, for_display
+
+        if image is None:
+            raise EmptyImageError("Upload an image first (or pick one of the examples).")
+        keys = check_models(keys)
+        self._announce_load(keys, progress)
+        result = self.service.robustness(image, keys, perturbation, strength, seed, x, y, int(top_k))
+        labels = []
+        for answer in result.answers:
+            name, clean = answer.perturbed.info.display_name, answer.clean.prediction.top[0].label
+            flag = f"⚠ top-1 changed (clean image: {clean})" if answer.changed else "same top-1 as the clean image"
+            labels.append(gr.update(value=answer.perturbed.prediction.label_dict(), label=f"{name} · {flag}",
+                                    visible=True, elem_classes=["changed"] if answer.changed else []))
+        labels += [gr.update(value=None, visible=False)] * (MAX_MODELS - len(labels))
+        changed = [a.perturbed.info.display_name for a in result.answers if a.changed]
+        summary = (f"At strength {result.perturbed.strength:g}: "
+                   + (f"**the answer changed** for {', '.join(changed)}." if changed
+                      else "every model keeps its clean top-1 class."))
+        return (for_display(result.perturbed.image), _perturbed_caption(result.perturbed), *labels, summary)
+
+    def sweep(self, image: str | None, keys: Sequence[str], perturbation: str, steps: float,
+              seed: float | None, x: float, y: float, progress: gr.Progress):
+        """The clean-top-1 probability curves, where each answer first changes, and the images."""
+        from dashboard.perturb import check_models, for_display
+
+        if image is None:
+            raise EmptyImageError("Upload an image first (or pick one of the examples).")
+        keys = check_models(keys)
+        self._announce_load(keys, progress)
+        result = self.service.sweep(image, keys, perturbation, steps, seed, x, y)
+        names = [m.info.display_name for m in result.models]
+        curve = gr.update(value=result.curve_frame(), color_map=dict(zip(names, SWEEP_COLOURS)))
+        gallery = [(for_display(img, 320), f"strength {s:.2f} · {result.describe(i)}")
+                   for i, (img, s) in enumerate(zip(result.images, result.strengths))]
+        return curve, result.change_frame(), gallery
+
+
+# One colour per model slot, in the order the models were chosen (Vega's category10 start).
+SWEEP_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")
+
+
+def _perturbed_caption(perturbed) -> str:
+    params = "".join(f", patch centre {k}={v:g}" for k, v in perturbed.params)
+    return f"**{perturbed.description}**{params} · seed {perturbed.seed}"

@@ -23,6 +23,9 @@ from dashboard.settings import Settings, resolve_settings
 if TYPE_CHECKING:
     from PIL import Image
 
+    from dashboard.perturb import Perturbed
+    from dashboard.robustness import Robustness, Sweep
+
 ImageSource = Union[bytes, str, os.PathLike, "Image.Image"]
 
 
@@ -229,6 +232,97 @@ class ClassificationService:
             self._remember((digest, spec.key, top_k), result)
             results.append(result)
         return results
+
+    # --- robustness: perturbed images, their predictions, sweeps (dashboard/perturb.py) ----------
+    def perturb_preview(
+        self, source: ImageSource | None, perturbation: str, strength: float, seed: int | None = None,
+        x: float = 0.5, y: float = 0.5, filename: str | None = None,
+    ) -> Perturbed:
+        """The checked, decoded image with one named perturbation applied (strength 0-1)."""
+        from dashboard import perturb
+
+        perturb.resolve(perturbation), perturb.check_strength(strength), perturb.check_seed(seed)
+        _, image = self._working_image(source, filename)
+        return perturb.perturb(image, perturbation, strength, seed, x, y)
+
+    def robustness(
+        self, source: ImageSource | None, keys: Sequence[str], perturbation: str, strength: float,
+        seed: int | None = None, x: float = 0.5, y: float = 0.5, top_k: int | None = None,
+        filename: str | None = None,
+    ) -> Robustness:
+        """Each model (1-4) on the clean and on the perturbed image. The perturbed answer is cached
+        under its own key (source digest + perturbation, strength, seed, patch), never the clean one's."""
+        from dashboard import perturb
+        from dashboard.robustness import PerturbedAnswer, Robustness
+
+        specs = [self.spec(key) for key in perturb.check_models(keys)]
+        perturb.resolve(perturbation), perturb.check_strength(strength), perturb.check_seed(seed)
+        top_k = check_top_k(top_k, self.settings.top_k)
+        digest, image = self._working_image(source, filename)
+        perturbed = perturb.perturb(image, perturbation, strength, seed, x, y)
+        answers = tuple(
+            PerturbedAnswer(self._classify_image(image, spec, top_k, (*digest, spec.key, top_k)),
+                            self._classify_image(perturbed.image, spec, top_k,
+                                                 (*digest, perturbed.cache_key, spec.key, top_k)))
+            for spec in specs
+        )
+        return Robustness(perturbed, answers)
+
+    def sweep(
+        self, source: ImageSource | None, keys: Sequence[str], perturbation: str, steps: int | None = None,
+        seed: int | None = None, x: float = 0.5, y: float = 0.5, filename: str | None = None,
+    ) -> Sweep:
+        """One perturbation at ``steps`` strengths from 0 to 1 for 1-4 models; each model classifies
+        all the perturbed images in one batched forward pass (one job of the batch runner)."""
+        from dashboard import perturb
+        from dashboard.robustness import Sweep, model_sweep
+
+        steps = perturb.check_steps(perturb.DEFAULT_STEPS if steps is None else steps,
+                                    self.settings.max_sweep_steps)
+        specs = [self.spec(key) for key in perturb.check_models(keys)]
+        p = perturb.resolve(perturbation)
+        seed = perturb.check_seed(seed)
+        _, image = self._working_image(source, filename)
+        levels = perturb.strengths(steps)
+        perturbed = [perturb.perturb(image, p.name, s, seed, x, y) for s in levels]
+        images = [q.image for q in perturbed]
+        models = []
+        for spec in specs:
+            classifier, _ = self.cache.get(spec.key)
+            batch, preprocess_ms = classifier.timed_preprocess(images)
+            predictions = self._batches.run_many(classifier, batch, 1, preprocess_ms)
+            models.append(model_sweep(classifier.info, predictions))
+        return Sweep(p.name, seed, perturbed[0].params, tuple(levels), tuple(q.value for q in perturbed),
+                     tuple(images), tuple(models))
+
+    def _working_image(self, source: ImageSource | None, filename: str | None) -> tuple[tuple, Image.Image]:
+        """(result-cache key prefix, the checked and decoded RGB image the perturbations work on).
+
+        An image larger than ``perturb_max_side`` is scaled down first (Pillow's thumbnail): a sweep
+        holds one copy per strength, and the models see 224 pixels anyway. Its clean answer is then
+        the scaled image's, cached under its own key, so that strength 0 and clean always agree.
+        """
+        data, filename = read_source(source, filename)
+        clean = load_image(data, max_pixels=self.settings.max_pixels, filename=filename,
+                           max_aspect_ratio=MAX_ASPECT_RATIO)
+        digest = (clean.digest, _extension(filename))  # compare_models' key for the same source
+        side = self.settings.perturb_max_side
+        if max(clean.image.size) <= side:
+            return (digest,), clean.image
+        image = clean.image.copy()
+        image.thumbnail((side, side))
+        return (digest, ("scaled", side)), image
+
+    def _classify_image(self, image: Image.Image, spec: ModelSpec, top_k: int, key: tuple) -> Classification:
+        """One decoded image through the batcher, remembered under ``key`` in the result cache."""
+        cached = self._recall(key)
+        if cached is not None:
+            return cached
+        classifier, load = self.cache.get(spec.key)
+        batch, preprocess_ms = classifier.timed_preprocess([image])
+        result = Classification(self._batches.run(classifier, batch, top_k, preprocess_ms), classifier.info, load)
+        self._remember(key, result)
+        return result
 
     def _recall(self, key: tuple) -> Classification | None:
         with self._results_lock:

@@ -42,6 +42,8 @@ class Settings:
     local_model_dirs: tuple[str, ...] = ()  # checkpoint folders visitors may pick as local:<folder name>
     custom_model_slots: int = 1  # custom models checked/loaded at once; more are told "busy"
     background_preload: bool = True  # once the page is served, load the default models in the background
+    max_sweep_steps: int = 24  # strengths in one robustness sweep (each model classifies them in one batch)
+    perturb_max_side: int = 1024  # robustness works on the image scaled to at most this many pixels a side
 
 
 def _parse(name: str, raw: str, default: Any) -> Any:
@@ -111,6 +113,8 @@ def _validate(s: Settings) -> None:
         "result_cache_size": s.result_cache_size >= 0,
         "result_cache_mb": s.result_cache_mb >= 0,
         "custom_model_slots": s.custom_model_slots >= 1,
+        "max_sweep_steps": 2 <= s.max_sweep_steps <= 256,
+        "perturb_max_side": s.perturb_max_side >= 64,
     }
     bad = [name for name, ok in checks.items() if not ok]
     if bad:

@@ -20,7 +20,7 @@ class _Job:
     top_k: int
     preprocess_ms: float
     done: threading.Event = field(default_factory=threading.Event)
-    result: Prediction | None = None
+    result: list[Prediction] | None = None  # one per row of ``batch``
     error: BaseException | None = None
 
 
@@ -44,6 +44,13 @@ class BatchRunner:
 
     def run(self, classifier: Classifier, batch: torch.Tensor, top_k: int, preprocess_ms: float) -> Prediction:
         """Queue one preprocessed image and wait for its prediction (or its error)."""
+        return self.run_many(classifier, batch, top_k, preprocess_ms)[0]
+
+    def run_many(
+        self, classifier: Classifier, batch: torch.Tensor, top_k: int, preprocess_ms: float
+    ) -> list[Prediction]:
+        """Queue N preprocessed images as one job: they go through one forward pass together
+        (perhaps with other queued jobs), and come back as N predictions, in order."""
         job = _Job(classifier, batch, top_k, preprocess_ms)
         key = classifier.info.key
         with self._cond:
@@ -70,7 +77,7 @@ class BatchRunner:
                 if not self._cond.wait_for(lambda: queue, timeout=self._idle_s):
                     del self._queues[key], self._workers[key]
                     return
-                jobs = [queue.popleft() for _ in range(min(len(queue), self._max_batch))]
+                jobs = _take(queue, self._max_batch)
             for group in _compatible_groups(jobs):
                 self._execute(group)
             # The jobs hold their classifier: an idle worker must not keep an evicted model alive.
@@ -82,17 +89,31 @@ class BatchRunner:
         try:
             with self._slots:
                 batch = jobs[0].batch if len(jobs) == 1 else torch.cat([j.batch for j in jobs])
+                rows = [len(j.batch) for j in jobs]
                 predictions = jobs[0].classifier.predict(
-                    batch, [j.top_k for j in jobs], [j.preprocess_ms for j in jobs]
+                    batch, [j.top_k for j, n in zip(jobs, rows) for _ in range(n)],
+                    [j.preprocess_ms for j, n in zip(jobs, rows) for _ in range(n)],
                 )
-            for job, prediction in zip(jobs, predictions):
-                job.result = prediction
+            start = 0
+            for job, n in zip(jobs, rows):
+                job.result, start = predictions[start:start + n], start + n
         except BaseException as exc:  # handed to every waiting request, never lost in this thread
             for job in jobs:
                 job.error = exc
         finally:
             for job in jobs:
                 job.done.set()
+
+
+def _take(queue: deque[_Job], max_rows: int) -> list[_Job]:
+    """Queued jobs, oldest first, while their rows fit in ``max_rows`` (always at least one job:
+    a multi-image job larger than the cap still runs, alone, in one forward)."""
+    jobs = [queue.popleft()]
+    rows = len(jobs[0].batch)
+    while queue and rows + len(queue[0].batch) <= max_rows:
+        rows += len(queue[0].batch)
+        jobs.append(queue.popleft())
+    return jobs
 
 
 def _compatible_groups(jobs: list[_Job]) -> list[list[_Job]]:
