@@ -58,3 +58,16 @@ class WeightsUnavailableError(ModelError):
 
 class InferenceError(ModelError):
     """A model failed while classifying an image."""
+
+
+# --- explanations (heatmaps) ---------------------------------------------------------------
+class ExplainError(DashboardError):
+    """An explanation that cannot be made as asked."""
+
+
+class UnknownClassError(ExplainError):
+    """A class (index or label) that the model does not have."""
+
+
+class UnsupportedMethodError(ExplainError):
+    """An unknown heatmap method, or one this model's family does not support."""

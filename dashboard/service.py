@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +19,9 @@ from dashboard.settings import Settings, resolve_settings
 
 if TYPE_CHECKING:
     from PIL import Image
+
+    from dashboard.explain.explainer import Explainer
+    from dashboard.explain.record import Explanation, Target
 
 ImageSource = Union[bytes, str, os.PathLike, "Image.Image"]
 
@@ -54,6 +58,9 @@ class ClassificationService:
         self._results: OrderedDict[tuple, Classification] = OrderedDict()
         self._results_lock = threading.Lock()
         self._batches = BatchRunner(self.settings.max_batch_size, slots=self.settings.workers)
+        # explainers live as long as their classifier stays in the model cache
+        self._explainers: weakref.WeakKeyDictionary[Classifier, Explainer] = weakref.WeakKeyDictionary()
+        self._explainers_lock = threading.Lock()
 
     # --- models ---------------------------------------------------------------------------
     @property
@@ -124,6 +131,57 @@ class ClassificationService:
             self._remember((digest, spec.key, top_k), result)
             results.append(result)
         return results
+
+    # --- explanations (heatmaps) ----------------------------------------------------------
+    def explain(
+        self, source: ImageSource | None, key: str, target: Target = None, method: str | None = None,
+        *, opacity: float | None = None, filename: str | None = None,
+    ) -> Explanation:
+        """Where one model looks in the image for class ``target`` (index or label; None = top-1).
+
+        ``method``: gradcam, gradcam++, eigencam (CNNs and ViTs), rollout (ViTs); None or
+        "auto" is the family's default (Grad-CAM for CNNs, rollout for ViTs).
+        """
+        return self.explain_models(source, [key], method, target=target, opacity=opacity,
+                                   filename=filename)[0]
+
+    def explain_models(
+        self, source: ImageSource | None, keys: Sequence[str], method: str | None = None, *,
+        target: Target = None, opacity: float | None = None, filename: str | None = None,
+    ) -> list[Explanation]:
+        """One explanation per model, the image read and decoded once. Runs on each model's
+        explainer copy, never on the classification fast path."""
+        from dashboard.explain.record import DEFAULT_OPACITY
+
+        opacity = DEFAULT_OPACITY if opacity is None else float(opacity)
+        if not 0.0 <= opacity <= 1.0:
+            raise ValueError(f"opacity must be between 0 and 1, not {opacity}")
+        from dashboard.explain.record import resolve_method
+
+        data, filename = read_source(source, filename)
+        specs = [self.spec(key) for key in keys]
+        for spec in specs:  # before any model loads
+            resolve_method(method, spec.family, spec.display_name)
+        explainers = [self.explainer(spec.key) for spec in specs]
+        for explainer in explainers:
+            explainer.target(target)
+        image = load_image(data, max_pixels=self.settings.max_pixels, filename=filename,
+                           max_aspect_ratio=MAX_ASPECT_RATIO).image
+        return [e.explain(image, target, method, opacity) for e in explainers]
+
+    def explainer(self, key: str) -> Explainer:
+        """The explainer of a model (its private, hook-safe copy), built on first use."""
+        from dashboard.explain.explainer import Explainer, RolloutOptions
+
+        spec = self.spec(key)
+        classifier, _ = self.cache.get(spec.key)
+        with self._explainers_lock:
+            explainer = self._explainers.get(classifier)
+            if explainer is None:
+                options = RolloutOptions(self.settings.explain_head_fusion, self.settings.explain_discard_ratio)
+                explainer = Explainer.for_classifier(classifier, spec, options)
+                self._explainers[classifier] = explainer
+        return explainer
 
     def _recall(self, key: tuple) -> Classification | None:
         with self._results_lock:

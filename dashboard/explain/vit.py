@@ -1,0 +1,100 @@
+"""Vision Transformers (transformers ViT/DeiT): attention rollout, and the token grid that
+Grad-CAM's ``reshape_transform`` needs.
+
+Attention rollout (Abnar & Zuidema, 2020; after jacobgil/vit-explain): fuse each layer's heads
+(mean, max or min), drop the weakest links (``discard_ratio``), add the identity for the
+residual path, normalise the rows, and multiply the layers together; the class token's row,
+without the prefix tokens (class, DeiT's distillation token), is the heatmap over the patches.
+Written here because grad-cam has no rollout; the attentions come from the model itself
+(eager attention, ``output_attentions=True``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+HEAD_FUSIONS = ("mean", "max", "min")
+
+
+def patch_grid(config) -> tuple[int, int]:
+    """(rows, columns) of patches, from the config's image size and patch size."""
+    def pair(value) -> tuple[int, int]:
+        return (int(value[0]), int(value[1])) if isinstance(value, (list, tuple)) else (int(value), int(value))
+
+    (ih, iw), (ph, pw) = pair(config.image_size), pair(config.patch_size)
+    return ih // ph, iw // pw
+
+
+def prefix_tokens(num_tokens: int, grid: tuple[int, int]) -> int:
+    """Tokens before the patches: 1 for ViT (class), 2 for DeiT (class, distillation)."""
+    prefix = num_tokens - grid[0] * grid[1]
+    if prefix < 0:
+        raise ValueError(f"{num_tokens} tokens cannot hold a {grid[0]}x{grid[1]} patch grid")
+    return prefix
+
+
+def reshape_transform(grid: tuple[int, int]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Tokens (B, T, C) -> feature map (B, C, rows, columns), the prefix tokens dropped."""
+    rows, cols = grid
+
+    def transform(tensor: torch.Tensor) -> torch.Tensor:
+        prefix = prefix_tokens(tensor.size(1), grid)
+        patches = tensor[:, prefix:, :].reshape(tensor.size(0), rows, cols, tensor.size(2))
+        return patches.permute(0, 3, 1, 2)
+
+    return transform
+
+
+def rollout(attentions: Sequence[torch.Tensor], prefix: int, head_fusion: str = "mean",
+            discard_ratio: float = 0.0) -> torch.Tensor:
+    """(B, patches): how much the class token draws on each patch through all layers."""
+    import torch
+
+    if head_fusion not in HEAD_FUSIONS:
+        raise ValueError(f"head fusion must be one of {HEAD_FUSIONS}, not {head_fusion!r}")
+    first = attentions[0]
+    batch, tokens = first.size(0), first.size(-1)
+    eye = torch.eye(tokens, dtype=torch.float64, device=first.device)
+    result = eye.expand(batch, tokens, tokens)
+    for attention in attentions:
+        a = attention.to(torch.float64)
+        fused = {"mean": a.mean(dim=1), "max": a.amax(dim=1), "min": a.amin(dim=1)}[head_fusion]
+        if discard_ratio > 0:
+            flat = fused.reshape(batch, -1).clone()
+            drop = int(flat.size(-1) * discard_ratio)
+            lowest = flat.topk(drop, dim=-1, largest=False).indices
+            keep_first = lowest != 0  # never cut the class token's link to itself
+            rows = torch.arange(batch, device=flat.device)[:, None].expand_as(lowest)
+            flat[rows[keep_first], lowest[keep_first]] = 0
+            fused = flat.reshape(batch, tokens, tokens)
+        step = fused + eye
+        step = step / step.sum(dim=-1, keepdim=True)
+        result = step @ result
+    return result[:, 0, prefix:].to(torch.float32)
+
+
+def rollout_heatmap(model: torch.nn.Module, batch: torch.Tensor, grid: tuple[int, int],
+                    head_fusion: str, discard_ratio: float) -> tuple[np.ndarray, torch.Tensor]:
+    """Heatmap (float32, 0-1, the input's height x width) and logits of one forward pass of a
+    transformers classifier loaded with eager attention."""
+    import cv2
+    import torch
+
+    with torch.inference_mode():
+        output = model(pixel_values=batch, output_attentions=True)
+        if not output.attentions:
+            raise ValueError("the model returned no attentions (is its attention eager?)")
+        prefix = prefix_tokens(output.attentions[0].size(-1), grid)
+        mask = rollout(output.attentions, prefix, head_fusion, discard_ratio)[0]
+    mask = mask.reshape(grid).cpu().numpy()
+    mask = mask - mask.min()
+    mask = mask / (mask.max() + 1e-12)
+    height, width = batch.shape[-2:]
+    heatmap = cv2.resize(mask.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.clip(heatmap, 0, 1), output.logits
