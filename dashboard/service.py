@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Union
 
+from dashboard.errors import ExplainError
 from dashboard.images import MAX_ASPECT_RATIO, load_image, read_source, source_digest
 from dashboard.models.batching import BatchRunner
 from dashboard.models.cache import LoadInfo, ModelCache
@@ -154,8 +155,8 @@ class ClassificationService:
         from dashboard.explain.record import DEFAULT_OPACITY
 
         opacity = DEFAULT_OPACITY if opacity is None else float(opacity)
-        if not 0.0 <= opacity <= 1.0:
-            raise ValueError(f"opacity must be between 0 and 1, not {opacity}")
+        if not 0.0 <= opacity <= 1.0:  # NaN fails too
+            raise ExplainError(f"The heatmap opacity must be between 0 and 1 (got {opacity:g}).")
         from dashboard.explain.record import resolve_method
 
         data, filename = read_source(source, filename)

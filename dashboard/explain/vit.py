@@ -79,11 +79,10 @@ def rollout(attentions: Sequence[torch.Tensor], prefix: int, head_fusion: str = 
     return result[:, 0, prefix:].to(torch.float32)
 
 
-def rollout_heatmap(model: torch.nn.Module, batch: torch.Tensor, grid: tuple[int, int],
-                    head_fusion: str, discard_ratio: float) -> tuple[np.ndarray, torch.Tensor]:
-    """Heatmap (float32, 0-1, the input's height x width) and logits of one forward pass of a
-    transformers classifier loaded with eager attention."""
-    import cv2
+def rollout_grid(model: torch.nn.Module, batch: torch.Tensor, grid: tuple[int, int],
+                 head_fusion: str, discard_ratio: float) -> tuple[np.ndarray, torch.Tensor]:
+    """The rollout of the first image on its patch grid (rows x columns, unnormalised) and the
+    logits, from one forward pass of a transformers classifier with eager attention."""
     import torch
 
     with torch.inference_mode():
@@ -92,9 +91,17 @@ def rollout_heatmap(model: torch.nn.Module, batch: torch.Tensor, grid: tuple[int
             raise ValueError("the model returned no attentions (is its attention eager?)")
         prefix = prefix_tokens(output.attentions[0].size(-1), grid)
         mask = rollout(output.attentions, prefix, head_fusion, discard_ratio)[0]
-    mask = mask.reshape(grid).cpu().numpy()
+    return mask.reshape(grid).cpu().numpy(), output.logits
+
+
+def rollout_heatmap(model: torch.nn.Module, batch: torch.Tensor, grid: tuple[int, int],
+                    head_fusion: str, discard_ratio: float) -> tuple[np.ndarray, torch.Tensor]:
+    """Heatmap (float32, 0-1, the input's height x width) and logits (see rollout_grid)."""
+    import cv2
+
+    mask, logits = rollout_grid(model, batch, grid, head_fusion, discard_ratio)
     mask = mask - mask.min()
     mask = mask / (mask.max() + 1e-12)
     height, width = batch.shape[-2:]
     heatmap = cv2.resize(mask.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
-    return np.clip(heatmap, 0, 1), output.logits
+    return np.clip(heatmap, 0, 1), logits
