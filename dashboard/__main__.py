@@ -12,7 +12,7 @@ from dashboard.errors import DashboardError
 from dashboard.models.registry import DEFAULT_COMPARE_KEYS, list_keys
 from dashboard.settings import resolve_settings
 
-COMMANDS = ("serve", "classify", "download")
+COMMANDS = ("serve", "classify", "download", "explain")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +34,20 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--json", action="store_true", help="print JSON instead of text")
     classify.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
 
+    explain = sub.add_parser("explain", help="draw where a model looks for a class (heatmap overlay)")
+    explain.add_argument("image", metavar="IMAGE")
+    explain.add_argument("--model", default=DEFAULT_COMPARE_KEYS[0], metavar="KEY",
+                         help=f"model key or Hub id (default {DEFAULT_COMPARE_KEYS[0]})")
+    explain.add_argument("--class", dest="target", metavar="LABEL|INDEX",
+                         help="class to explain, by label or index (default: the top-1)")
+    explain.add_argument("--method", default="auto",
+                         help="gradcam, gradcam++, eigencam (CNNs and ViTs), rollout (ViTs); "
+                              "auto (default): Grad-CAM for CNNs, rollout for ViTs")
+    explain.add_argument("--opacity", type=float, help="heatmap opacity 0-1 (default 0.5)")
+    explain.add_argument("--out", required=True, metavar="OVERLAY.png", help="where to write the overlay")
+    explain.add_argument("--json", action="store_true", help="print the metadata as JSON")
+    explain.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+
     download = sub.add_parser("download", help="fetch weights into the standard caches for offline use")
     download.add_argument("keys", nargs="*", metavar="KEY",
                           help=f"models to fetch (default: {' '.join(DEFAULT_COMPARE_KEYS)})")
@@ -49,7 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per HTTP request otherwise
     try:
-        return {"serve": _serve, "classify": _classify, "download": _download}[args.command](args)
+        return {"serve": _serve, "classify": _classify, "download": _download,
+                "explain": _explain}[args.command](args)
     except (DashboardError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -105,6 +120,26 @@ def _format(record: dict) -> str:
              f"postprocess {t['postprocess']:.1f} ms, total {t['total']:.1f} ms]"]
     lines += [f"  {s['probability']:7.2%}  {s['label']}  (#{s['index']})" for s in record["top"]]
     return "\n".join(lines)
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from dashboard.service import ClassificationService
+
+    service = ClassificationService(resolve_settings(device=args.device))
+    result = service.explain(args.image, args.model, target=args.target, method=args.method,
+                             opacity=args.opacity)
+    try:
+        result.overlay.save(args.out, format="PNG")
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"could not write {args.out}: {exc}") from None
+    meta = {"image": args.image, **result.metadata(), "out": args.out}
+    if args.json:
+        print(json.dumps(meta, indent=2))
+    else:
+        c = meta["class"]
+        print(f"{args.image}  [{result.model_name} on {result.device}; {result.method_name}; "
+              f"{result.ms:.1f} ms]\n  class {c['label']} (#{c['index']}, {c['probability']:.2%}) -> {args.out}")
+    return 0
 
 
 def _download(args: argparse.Namespace) -> int:

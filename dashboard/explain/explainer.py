@@ -132,6 +132,7 @@ class Explainer:
             self._model = copied
             self._layer = find_module(copied, target_layer) if layer is not None else None
         self._model.eval()
+        import pytorch_grad_cam  # noqa: F401  # its (slow) first import is not a request's time
 
     @classmethod
     def for_classifier(cls, classifier: Classifier, spec: ModelSpec, rollout: RolloutOptions) -> Explainer:

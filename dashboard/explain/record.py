@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 METHODS: dict[str, tuple[str, bool]] = {
     "gradcam": ("Grad-CAM", True),
     "gradcam++": ("Grad-CAM++", True),
-    "eigencam": ("EigenCAM (gradient-free, class-agnostic)", False),
-    "rollout": ("Attention rollout (class-agnostic)", False),
+    "eigencam": ("EigenCAM (gradient-free)", False),
+    "rollout": ("Attention rollout", False),
 }
 # Methods per model family (ModelSpec.family), the family's default first.
 FAMILY_METHODS: dict[str, tuple[str, ...]] = {

@@ -8,6 +8,7 @@ from dashboard.compare import AGREEMENT_COLUMNS, LATENCY_COLUMNS
 from dashboard.handlers import MAX_COMPARE, Handlers, user_errors
 from dashboard.models.registry import DEFAULT_COMPARE_KEYS, list_models
 from dashboard.tabs.common import TOP_K
+from dashboard.tabs.explain import build_compare_explain_panel
 
 
 def build_tab(image: gr.Image, handlers: Handlers) -> dict[str, gr.components.Component]:
@@ -29,6 +30,7 @@ def build_tab(image: gr.Image, handlers: Handlers) -> dict[str, gr.components.Co
     chart = gr.BarPlot(x="model", y="ms", color="stage", label="Latency per model (ms, stacked by stage)",
                        elem_id="compare-chart")
     download = gr.DownloadButton("Download CSV", elem_id="compare-csv")
+    explain = build_compare_explain_panel(image, handlers, models)
 
     @user_errors
     def compare(image_path: str | None, keys: list[str], k: float, progress=gr.Progress()):
@@ -37,4 +39,5 @@ def build_tab(image: gr.Image, handlers: Handlers) -> dict[str, gr.components.Co
     button.click(compare, [image, models, top_k], [*labels, latency, agreement, chart, download],
                  api_name="compare", concurrency_id="models")
     return {"models": models, "top_k": top_k, "button": button, "labels": labels, "latency": latency,
-            "agreement": agreement, "chart": chart, "download": download}
+            "agreement": agreement, "chart": chart, "download": download,
+            "explain": explain}
