@@ -67,7 +67,7 @@ def build_explain_panel(image: gr.Image, handlers: Handlers, model_inputs: Seque
         return out, text
 
     button.click(explain, [image, *model_inputs, target, method, opacity], [overlay, caption],
-                 api_visibility="private", concurrency_id="models")
+                 api_name=f"{prefix}_explain", api_visibility="private", concurrency_id="models")
     return {"method": method, "class": target, "opacity": opacity, "button": button,
             "overlay": overlay, "caption": caption}
 
@@ -119,4 +119,4 @@ def build_explain_api(image: gr.Image, handlers: Handlers) -> None:
         return out, meta
 
     trigger.click(explain, [image, model, target, method, opacity], [overlay, metadata],
-                  api_name="explain", concurrency_id="models")
+                  api_name="explain", api_visibility="public", concurrency_id="models")  # public though hidden
