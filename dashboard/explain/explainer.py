@@ -152,8 +152,10 @@ class Explainer:
             if target_layer is None:  # a custom Hub id: the ViT-like layout, if it has one
                 prefix = getattr(classifier.model, "base_model_prefix", "")
                 target_layer = f"{prefix}.layers.-1.layernorm_before"
+        # the recipe itself, not classifier.preprocess: the explainer must not keep its classifier
+        # alive (the service keys explainers weakly by classifier, so eviction frees both)
         return cls(key=spec.key, display_name=spec.display_name, family=spec.family,
-                   model=classifier.model, preprocess=classifier.preprocess, labels=classifier.labels,
+                   model=classifier.model, preprocess=classifier._transform, labels=classifier.labels,
                    geometry=geometry, target_layer=target_layer, device=classifier.device,
                    rollout=rollout, hf_config=hf_config)
 
