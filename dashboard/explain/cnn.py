@@ -41,6 +41,8 @@ def cam_heatmap(
     targets = None if target is None else [ClassifierOutputTarget(int(target))]
     with torch.inference_mode(False):
         batch = batch.detach().clone()  # an inference-mode tensor cannot enter autograd
+        if method != "eigencam" and not any(p.requires_grad for p in target_layer.parameters()):
+            batch.requires_grad_(True)  # a layer without weights: the gradient starts at the input
         grad_mode = torch.enable_grad() if method != "eigencam" else torch.no_grad()
         with grad_mode, cam_type(model=model, target_layers=[target_layer],
                                  reshape_transform=reshape_transform) as cam:

@@ -75,23 +75,20 @@ def find_module(root: torch.nn.Module, path: str) -> torch.nn.Module:
     return module
 
 
-class _Logits:
-    """Wraps a transformers classifier so that forward returns the logits tensor (grad-cam
-    compares targets against the model's output)."""
+def logits_only(model: torch.nn.Module) -> torch.nn.Module:
+    """A transformers classifier whose forward returns the logits tensor (grad-cam's targets
+    index the model's output)."""
+    import torch
 
-    @staticmethod
-    def wrap(model: torch.nn.Module) -> torch.nn.Module:
-        import torch
+    class LogitsOnly(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
 
-        class LogitsOnly(torch.nn.Module):
-            def __init__(self, inner: torch.nn.Module) -> None:
-                super().__init__()
-                self.inner = inner
+        def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+            return self.inner(pixel_values=pixel_values).logits
 
-            def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-                return self.inner(pixel_values=pixel_values).logits
-
-        return LogitsOnly(model)
+    return LogitsOnly(model)
 
 
 class Explainer:
@@ -126,11 +123,10 @@ class Explainer:
             copied.set_attn_implementation("eager")
             self._hf_config = copied.config
             self._hf_model = copied
-            self._model = _Logits.wrap(copied)
-            self._layer = find_module(copied, target_layer) if layer is not None else None
+            self._model = logits_only(copied)
         else:
             self._model = copied
-            self._layer = find_module(copied, target_layer) if layer is not None else None
+        self._layer = find_module(copied, target_layer) if layer is not None else None
         self._model.eval()
         import pytorch_grad_cam  # noqa: F401  # its (slow) first import is not a request's time
 
