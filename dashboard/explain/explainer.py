@@ -143,8 +143,12 @@ class Explainer:
             from transformers import AutoImageProcessor
 
             revision = None if spec.weights == "local" else spec.weights
-            processor = AutoImageProcessor.from_pretrained(spec.source, revision=revision)
-            geometry = geo.processor_geometry(processor, classifier.info.input_size)
+            try:  # the processor the classifier was loaded with, read again from the local cache
+                processor = AutoImageProcessor.from_pretrained(spec.source, revision=revision,
+                                                               local_files_only=True)
+                geometry = geo.processor_geometry(processor, classifier.info.input_size)
+            except (OSError, ValueError):
+                geometry = geo.Geometry(size=classifier.info.input_size)  # the whole photo, stretched
             if target_layer is None:  # a custom Hub id: the ViT-like layout, if it has one
                 prefix = getattr(classifier.model, "base_model_prefix", "")
                 target_layer = f"{prefix}.layers.-1.layernorm_before"
