@@ -13,7 +13,7 @@ from dashboard.logsetup import configure_logging
 from dashboard.models.registry import DEFAULT_COMPARE_KEYS, list_keys
 from dashboard.settings import resolve_settings
 
-COMMANDS = ("serve", "classify", "download", "sweep")
+COMMANDS = ("serve", "classify", "download", "sweep", "explain")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,6 +58,20 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--csv", action="store_true", help="print CSV (one row per model and strength)")
     sweep.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
 
+    explain = sub.add_parser("explain", help="draw where a model looks for a class (heatmap overlay)")
+    explain.add_argument("image", metavar="IMAGE")
+    explain.add_argument("--model", default=DEFAULT_COMPARE_KEYS[0], metavar="KEY",
+                         help=f"model key or Hub id (default {DEFAULT_COMPARE_KEYS[0]})")
+    explain.add_argument("--class", dest="target", metavar="LABEL|INDEX",
+                         help="class to explain, by label or index (default: the top-1)")
+    explain.add_argument("--method", default="auto",
+                         help="gradcam, gradcam++, eigencam (CNNs and ViTs), rollout (ViTs); "
+                              "auto (default): Grad-CAM for CNNs, rollout for ViTs")
+    explain.add_argument("--opacity", type=float, help="heatmap opacity 0-1 (default 0.5)")
+    explain.add_argument("--out", required=True, metavar="OVERLAY.png", help="where to write the overlay")
+    explain.add_argument("--json", action="store_true", help="print the metadata as JSON")
+    explain.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+
     download = sub.add_parser("download", help="fetch weights into the standard caches for offline use")
     download.add_argument("keys", nargs="*", metavar="KEY",
                           help=f"models to fetch (default: {' '.join(DEFAULT_COMPARE_KEYS)})")
@@ -87,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging()
     try:
         return {"serve": _serve, "classify": _classify, "download": _download,
-                "sweep": _sweep}[args.command](args)
+                "sweep": _sweep, "explain": _explain}[args.command](args)
     except (DashboardError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         if getattr(exc, "detail", None):  # the operator may see server paths
@@ -184,6 +198,24 @@ def _sweep(args: argparse.Namespace) -> int:
                   f"{change}; one forward of {m.batch_size} images, {m.forward_ms:.0f} ms")
             for s, p, t in zip(result.strengths, m.probabilities, m.top1):
                 print(f"    {s:5.3f}  {p:7.2%}  {t.label}")
+
+def _explain(args: argparse.Namespace) -> int:
+    from dashboard.service import ClassificationService
+
+    service = ClassificationService(resolve_settings(device=args.device))
+    result = service.explain(args.image, args.model, target=args.target, method=args.method,
+                             opacity=args.opacity)
+    try:
+        result.overlay.save(args.out, format="PNG")
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"could not write {args.out}: {exc}") from None
+    meta = {"image": args.image, **result.metadata(), "out": args.out}
+    if args.json:
+        print(json.dumps(meta, indent=2))
+    else:
+        c = meta["class"]
+        print(f"{args.image}  [{result.model_name} on {result.device}; {result.method_name}; "
+              f"{result.ms:.1f} ms]\n  class {c['label']} (#{c['index']}, {c['probability']:.2%}) -> {args.out}")
     return 0
 
 

@@ -83,3 +83,15 @@ class InferenceError(ModelError):
 # --- perturbations (robustness) -----------------------------------------------------------------
 class PerturbationError(DashboardError):
     """A perturbation or sweep parameter out of range (strength, steps, seed, patch, models)."""
+
+# --- explanations (heatmaps) ---------------------------------------------------------------
+class ExplainError(DashboardError):
+    """An explanation that cannot be made as asked."""
+
+
+class UnknownClassError(ExplainError):
+    """A class (index or label) that the model does not have."""
+
+
+class UnsupportedMethodError(ExplainError):
+    """An unknown heatmap method, or one this model's family does not support."""

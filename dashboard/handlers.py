@@ -229,3 +229,38 @@ SWEEP_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")
 def _perturbed_caption(perturbed) -> str:
     params = "".join(f", patch centre {k}={v:g}" for k, v in perturbed.params)
     return f"**{perturbed.description}**{params} · seed {perturbed.seed}"
+
+    # --- explanations: heatmaps ("why this class?"), see dashboard/explain --------------------
+    def explain(self, image: str | None, key: str, target: str | None, method: str | None,
+                opacity: float | None, progress: gr.Progress):
+        """One model's heatmap: (overlay image, caption, metadata)."""
+        if image is None:
+            raise EmptyImageError("Upload an image first (or pick one of the examples).")
+        self._announce_load([key], progress)
+        progress(0.3, desc=f"Computing the heatmap of {self.service.spec(key).display_name}…")
+        result = self.service.explain(image, key, target=(target or "").strip() or None,
+                                      method=method, opacity=opacity)
+        return result.overlay, explanation_caption(result), result.metadata()
+
+    def explain_compare(self, image: str | None, keys: Sequence[str], method: str | None,
+                        opacity: float | None, progress: gr.Progress):
+        """One overlay per chosen model, titled with model, class, method and milliseconds."""
+        keys = list(dict.fromkeys(keys or []))
+        if not 1 <= len(keys) <= MAX_COMPARE:
+            raise gr.Error(f"Choose between 1 and {MAX_COMPARE} models to explain (you chose {len(keys)}).",
+                           print_exception=False)
+        if image is None:
+            raise EmptyImageError("Upload an image first (or pick one of the examples).")
+        self._announce_load(keys, progress)
+        progress(0.3, desc=f"Computing {len(keys)} heatmaps…")
+        results = self.service.explain_models(image, keys, method, opacity=opacity)
+        slots = [gr.update(value=r.overlay, label=r.title(), visible=True) for r in results]
+        slots += [gr.update(value=None, visible=False)] * (MAX_COMPARE - len(results))
+        return (*slots, [r.metadata() for r in results])
+
+
+def explanation_caption(result) -> str:
+    """What the overlay shows, in one line."""
+    kind = "" if result.class_specific else " (class-agnostic: the same map for every class)"
+    return (f"**{result.model_name}** · class **{result.target.label}** (#{result.target.index}, "
+            f"{result.target.probability:.1%}) · {result.method_name}{kind} · {result.ms:.0f} ms")

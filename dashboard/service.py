@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Union
 
+from dashboard.errors import DeviceUnavailableError, ExplainError, InvalidRequestError, ModelBusyError, ModelRefusedError
 from dashboard.expected import ExpectedClass, Verdict, expected_for_digest, verdict
-from dashboard.errors import DeviceUnavailableError, InvalidRequestError, ModelBusyError, ModelRefusedError
 from dashboard.images import MAX_ASPECT_RATIO, load_image, read_source, source_digest
 from dashboard.measured import MeasuredLatency
 from dashboard.models.batching import BatchRunner
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 
     from dashboard.perturb import Perturbed
     from dashboard.robustness import Robustness, Sweep
+    from dashboard.explain.explainer import Explainer
+    from dashboard.explain.record import Explanation, Target
 
 ImageSource = Union[bytes, str, os.PathLike, "Image.Image"]
 
@@ -94,6 +97,9 @@ class ClassificationService:
         self._results_bytes: dict[tuple, int] = {}
         self._results_lock = threading.Lock()
         self._batches = BatchRunner(self.settings.max_batch_size, slots=self.settings.workers)
+        # explainers live as long as their classifier stays in the model cache
+        self._explainers: weakref.WeakKeyDictionary[Classifier, Explainer] = weakref.WeakKeyDictionary()
+        self._explainers_lock = threading.Lock()
         # Checking and loading custom models has its own few slots, apart from the built-ins'.
         self._custom_slots = threading.BoundedSemaphore(max(1, self.settings.custom_model_slots))
         self.local_dirs = local_model_dirs(self.settings.local_model_dirs)
@@ -323,6 +329,58 @@ class ClassificationService:
         result = Classification(self._batches.run(classifier, batch, top_k, preprocess_ms), classifier.info, load)
         self._remember(key, result)
         return result
+
+    # --- explanations (heatmaps) ----------------------------------------------------------
+    def explain(
+        self, source: ImageSource | None, key: str, target: Target = None, method: str | None = None,
+        *, opacity: float | None = None, filename: str | None = None,
+    ) -> Explanation:
+        """Where one model looks in the image for class ``target`` (index or label; None = top-1).
+
+        ``method``: gradcam, gradcam++, eigencam (CNNs and ViTs), rollout (ViTs); None or
+        "auto" is the family's default (Grad-CAM for CNNs, rollout for ViTs).
+        """
+        return self.explain_models(source, [key], method, target=target, opacity=opacity,
+                                   filename=filename)[0]
+
+    def explain_models(
+        self, source: ImageSource | None, keys: Sequence[str], method: str | None = None, *,
+        target: Target = None, opacity: float | None = None, filename: str | None = None,
+    ) -> list[Explanation]:
+        """One explanation per model, the image read and decoded once. Runs on each model's
+        explainer copy, never on the classification fast path."""
+        from dashboard.explain.record import DEFAULT_OPACITY
+
+        opacity = DEFAULT_OPACITY if opacity is None else float(opacity)
+        if not 0.0 <= opacity <= 1.0:  # NaN fails too
+            raise ExplainError(f"The heatmap opacity must be between 0 and 1 (got {opacity:g}).")
+        from dashboard.explain.record import resolve_method
+
+        data, filename = read_source(source, filename)
+        specs = [self.spec(key) for key in keys]
+        for spec in specs:  # before any model loads
+            resolve_method(method, spec.family, spec.display_name)
+        # like classification: a bad image is refused before any model loads
+        image = load_image(data, max_pixels=self.settings.max_pixels, filename=filename,
+                           max_aspect_ratio=MAX_ASPECT_RATIO).image
+        explainers = [self.explainer(spec.key) for spec in specs]
+        for explainer in explainers:
+            explainer.target(target)
+        return [e.explain(image, target, method, opacity) for e in explainers]
+
+    def explainer(self, key: str) -> Explainer:
+        """The explainer of a model (its private, hook-safe copy), built on first use."""
+        from dashboard.explain.explainer import Explainer, RolloutOptions
+
+        spec = self.spec(key)
+        classifier, _ = self.cache.get(spec.key)
+        with self._explainers_lock:
+            explainer = self._explainers.get(classifier)
+            if explainer is None:
+                options = RolloutOptions(self.settings.explain_head_fusion, self.settings.explain_discard_ratio)
+                explainer = Explainer.for_classifier(classifier, spec, options)
+                self._explainers[classifier] = explainer
+        return explainer
 
     def _recall(self, key: tuple) -> Classification | None:
         with self._results_lock:

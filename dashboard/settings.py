@@ -38,6 +38,8 @@ class Settings:
     workers: int = 1  # forward passes at once; torch threads are split between them
     max_batch_size: int = 8  # simultaneous requests for one model merged into one forward pass
     result_cache_size: int = 256  # identical repeats (same bytes, model, top-k) answered from memory
+    explain_head_fusion: str = "mean"  # attention rollout: how a layer's heads are fused (mean, max, min)
+    explain_discard_ratio: float = 0.9  # attention rollout: share of the weakest attention links dropped
     result_cache_mb: int = 64  # ... and the memory those cached results may hold at most
     local_model_dirs: tuple[str, ...] = ()  # checkpoint folders visitors may pick as local:<folder name>
     custom_model_slots: int = 1  # custom models checked/loaded at once; more are told "busy"
@@ -111,6 +113,8 @@ def _validate(s: Settings) -> None:
         "workers": s.workers >= 1,
         "max_batch_size": s.max_batch_size >= 1,
         "result_cache_size": s.result_cache_size >= 0,
+        "explain_head_fusion": s.explain_head_fusion in ("mean", "max", "min"),
+        "explain_discard_ratio": 0.0 <= s.explain_discard_ratio < 1.0,
         "result_cache_mb": s.result_cache_mb >= 0,
         "custom_model_slots": s.custom_model_slots >= 1,
         "max_sweep_steps": 2 <= s.max_sweep_steps <= 256,

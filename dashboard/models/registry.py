@@ -29,14 +29,31 @@ class ModelSpec:
     source: str
     weights: str = "DEFAULT"
     builtin: bool = True
+    # Module path (dotted, negative indices allowed) of the layer Grad-CAM-style heatmaps read,
+    # declared once per family in TARGET_LAYERS; None: derived at explain time (custom Hub ids).
+    target_layer: str | None = None
+
+
+# Heatmap target layer per architecture family (see dashboard/explain): the last block of a
+# ResNet/ResNeXt, SqueezeNet's last Fire module, and the input norm of a ViT's last encoder layer
+# (the class token reads the patch tokens there; the last layer's own output reaches the head
+# only through the class token, so its patch tokens carry no gradient).
+TARGET_LAYERS = {
+    "resnet": "layer4.-1",
+    "squeezenet": "features.-1",
+    "vit": "vit.layers.-1.layernorm_before",
+}
 
 
 def _tv(key: str, display_name: str) -> ModelSpec:
-    return ModelSpec(key, display_name, "cnn", "torchvision", source=key)
+    family = "squeezenet" if key.startswith("squeezenet") else "resnet"  # ResNeXt is a ResNet
+    return ModelSpec(key, display_name, "cnn", "torchvision", source=key,
+                     target_layer=TARGET_LAYERS[family])
 
 
 def _hf(repo_id: str, display_name: str) -> ModelSpec:
-    return ModelSpec(repo_id, display_name, "transformer", "transformers", repo_id, weights="main")
+    return ModelSpec(repo_id, display_name, "transformer", "transformers", repo_id, weights="main",
+                     target_layer=TARGET_LAYERS["vit"])  # the DeiT presets are "vit" checkpoints
 
 
 _SPECS: tuple[ModelSpec, ...] = (

@@ -9,6 +9,7 @@ from dashboard.handlers import MAX_COMPARE, Handlers, user_errors
 from dashboard.models.registry import DEFAULT_COMPARE_KEYS, list_models
 from dashboard.tabs import facts as facts_block
 from dashboard.tabs.common import TOP_K, ModelChoices, TopKSlider
+from dashboard.tabs.explain import build_compare_explain_panel
 
 
 def build_tab(image: gr.Image, handlers: Handlers) -> dict[str, gr.components.Component]:
@@ -30,6 +31,7 @@ def build_tab(image: gr.Image, handlers: Handlers) -> dict[str, gr.components.Co
     chart = gr.BarPlot(x="model", y="ms", color="stage", label="Latency per model (ms, stacked by stage)",
                        elem_id="compare-chart")
     download = gr.DownloadButton("Download CSV", elem_id="compare-csv")
+    explain = build_compare_explain_panel(image, handlers, models)
 
     @user_errors
     def compare(image_path: str | None, keys: list[str], k: float, progress=gr.Progress()):
@@ -39,4 +41,4 @@ def build_tab(image: gr.Image, handlers: Handlers) -> dict[str, gr.components.Co
                  api_name="compare", concurrency_id="models")
     facts = facts_block.build_block(models, latency, handlers)  # reference figures + accuracy/latency plot
     return {**facts, "models": models, "top_k": top_k, "button": button, "labels": labels, "latency": latency,
-            "agreement": agreement, "chart": chart, "download": download}
+            "agreement": agreement, "chart": chart, "download": download, "explain": explain}

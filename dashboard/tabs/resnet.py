@@ -7,6 +7,7 @@ import gradio as gr
 from dashboard.handlers import Handlers, user_errors
 from dashboard.models.registry import DEFAULT_TORCHVISION_KEY, list_models
 from dashboard.tabs.common import TOP_K, ModelDropdown, TopKSlider, model_outputs
+from dashboard.tabs.explain import build_explain_panel
 
 
 def build_tab(image: gr.Image, handlers: Handlers) -> dict[str, gr.components.Component]:
@@ -19,6 +20,7 @@ def build_tab(image: gr.Image, handlers: Handlers) -> dict[str, gr.components.Co
         top_k = TopKSlider(**TOP_K, elem_id="resnet-topk")
     button = gr.Button("Classify", variant="primary", elem_id="resnet-run")
     label, card, times = model_outputs("resnet")
+    explain = build_explain_panel(image, handlers, [model], label, "resnet", "cnn")
 
     @user_errors
     def classify_resnet(image_path: str | None, key: str, k: float, progress=gr.Progress()):
@@ -26,4 +28,5 @@ def build_tab(image: gr.Image, handlers: Handlers) -> dict[str, gr.components.Co
 
     button.click(classify_resnet, [image, model, top_k], [label, times, card],
                  api_name="classify_resnet", concurrency_id="models")
-    return {"model": model, "top_k": top_k, "button": button, "label": label, "card": card, "times": times}
+    return {"model": model, "top_k": top_k, "button": button, "label": label, "card": card, "times": times,
+            "explain": explain}

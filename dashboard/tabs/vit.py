@@ -7,6 +7,7 @@ import gradio as gr
 from dashboard.handlers import Handlers, user_errors
 from dashboard.models.registry import DEFAULT_TRANSFORMERS_KEY, list_models
 from dashboard.tabs.common import TOP_K, ModelDropdown, TopKSlider, model_outputs
+from dashboard.tabs.explain import build_explain_panel
 
 
 def build_tab(image: gr.Image, handlers: Handlers, allow_custom: bool) -> dict[str, gr.components.Component]:
@@ -23,6 +24,7 @@ def build_tab(image: gr.Image, handlers: Handlers, allow_custom: bool) -> dict[s
         top_k = TopKSlider(**TOP_K, elem_id="vit-topk")
     button = gr.Button("Classify", variant="primary", elem_id="vit-run")
     label, card, times = model_outputs("vit")
+    explain = build_explain_panel(image, handlers, [preset, custom], label, "vit", "transformer")
 
     @user_errors
     def classify_vit(image_path: str | None, preset_key: str, custom_id: str, k: float, progress=gr.Progress()):
@@ -34,4 +36,4 @@ def build_tab(image: gr.Image, handlers: Handlers, allow_custom: bool) -> dict[s
     custom.submit(classify_vit, [image, preset, custom, top_k], [label, times, card],
                   api_visibility="private", concurrency_id="models")
     return {"model": preset, "custom": custom, "top_k": top_k, "button": button,
-            "label": label, "card": card, "times": times}
+            "label": label, "card": card, "times": times, "explain": explain}
