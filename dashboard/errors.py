@@ -58,3 +58,13 @@ class WeightsUnavailableError(ModelError):
 
 class InferenceError(ModelError):
     """A model failed while classifying an image."""
+
+
+# --- runtimes (ONNX Runtime beside PyTorch) -----------------------------------------------
+class UnknownRuntimeError(ModelError, ValueError):
+    """A runtime name that is not one of dashboard.models.runtimes.RUNTIMES."""
+
+
+class RuntimeUnavailableError(ModelError):
+    """A runtime that cannot run here (onnxruntime not installed) or refused for a model
+    (export failed, or the parity gate found the exported model disagreeing with PyTorch)."""

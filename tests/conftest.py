@@ -35,6 +35,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "HF_HUB_DISABLE_TELEMETRY": "1",
         "GRADIO_ANALYTICS_ENABLED": "False",
         "TOKENIZERS_PARALLELISM": "false",
+        "DASHBOARD_ONNX_CACHE_DIR": str(_ROOT / "onnx"),  # exported .onnx files (issue 12)
     })
     for name in ("DASHBOARD_DEVICE", "DASHBOARD_ALLOW_CUSTOM_MODELS", "DASHBOARD_MEMORY_BUDGET_MB"):
         os.environ.pop(name, None)
