@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import gradio as gr
 
 from dashboard.errors import DashboardError, EmptyImageError
+from dashboard.models.runtimes import DISPLAY_NAMES, PYTORCH, join_choice, split_choice, validate_runtime
 from dashboard.service import Classification, ClassificationService
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,26 @@ def model_card(result: Classification) -> str:
         "model cached" if result.load.cached else f"loaded in {result.load.load_ms / 1e3:.1f} s (first use)"
     )
     return (f"**{info.display_name}** · {info.num_params / 1e6:.1f}M parameters · input {h}×{w} · "
-            f"{info.num_classes} classes · weights `{info.weights_id}` · {result.prediction.device} · {load}")
+            f"{info.num_classes} classes · weights `{info.weights_id}` · {result.prediction.device} · {load}"
+            f"{runtime_card(info)}")
+
+
+def runtime_card(info) -> str:
+    """The model card's runtime part: runtime, .onnx file size, parity or int8 agreement."""
+    runtime = getattr(info, "runtime", PYTORCH)
+    text = f" · runtime {DISPLAY_NAMES.get(runtime, runtime)}"
+    if info.file_bytes:
+        text += f" · file {info.file_bytes / 2**20:.1f} MB"
+    return text + (f" · {info.runtime_note}" if info.runtime_note else "")
+
+
+def pair_choices(keys: Sequence[str], runtimes: Sequence[str] | None) -> list[str]:
+    """Each model on each runtime, as "KEY@RUNTIME" choices (plain keys for PyTorch), without
+    repeats; runtimes are validated here (the server), whatever the page offered."""
+    chosen = list(dict.fromkeys(validate_runtime(r) for r in (runtimes or [PYTORCH]))) or [PYTORCH]
+    pairs = [join_choice(str(key), runtime) if "@" not in str(key) else str(key)
+             for key in keys for runtime in chosen]
+    return list(dict.fromkeys(pairs))
 
 
 class Handlers:
@@ -67,32 +87,42 @@ class Handlers:
         self.service = service
         self.export_dir = export_dir
 
-    def _announce_load(self, keys: Sequence[str], progress: gr.Progress) -> None:
-        cold = [key for key in keys if not self.service.is_loaded(key)]
+    def _announce_load(self, keys: Sequence[str], progress: gr.Progress, runtime: str | None = None) -> None:
+        cold = [key for key in keys if not self.service.is_loaded(key, runtime)]
         if cold:
-            names = ", ".join(self.service.spec(key).display_name for key in cold)
-            progress(0.05, desc=f"Loading {names} (first use, a few seconds)…")
+            names = ", ".join(self.service.spec(split_choice(key)[0]).display_name for key in cold)
+            export = any(split_choice(key, runtime)[1] != PYTORCH for key in cold)
+            desc = (f"Loading {names} and exporting to ONNX Runtime (first use: export, parity check"
+                    f"{', int8 quantisation' if export else ''}; up to a minute)…" if export
+                    else f"Loading {names} (first use, a few seconds)…")
+            progress(0.05, desc=desc)
 
-    def _run(self, image: str | None, keys: Sequence[str], top_k: float, progress: gr.Progress):
+    def _run(self, image: str | None, keys: Sequence[str], top_k: float, progress: gr.Progress,
+             runtime: str | None = None):
         if image is None:
             raise EmptyImageError("Upload an image first (or pick one of the examples).")
-        self._announce_load(keys, progress)
-        return self.service.compare_models(image, keys, int(top_k))
+        self._announce_load(keys, progress, runtime)
+        return self.service.compare_models(image, keys, int(top_k), runtime=runtime)
 
-    def classify(self, image: str | None, key: str, top_k: float, progress: gr.Progress):
-        """One model: (label values, latency table, model card)."""
+    def classify(self, image: str | None, key: str, top_k: float, progress: gr.Progress,
+                 runtime: str | None = None):
+        """One model on one runtime (default pytorch): (label values, latency table, model card)."""
         from dashboard.compare import latency_table
 
-        (result,) = self._run(image, [key], top_k, progress)
+        (result,) = self._run(image, [key], top_k, progress, runtime)
         return result.prediction.label_dict(), latency_table([result]), model_card(result)
 
-    def compare(self, image: str | None, keys: Sequence[str], top_k: float, progress: gr.Progress):
-        """2-4 models: a Label per slot, latency, agreement, chart data and the CSV file."""
+    def compare(self, image: str | None, keys: Sequence[str], top_k: float, progress: gr.Progress,
+                runtimes: Sequence[str] | None = None):
+        """2-4 models: a Label per slot, latency, agreement, chart data and the CSV file.
+
+        With ``runtimes``, every chosen model runs on every chosen runtime (pairs "KEY@RUNTIME")."""
         from dashboard.compare import agreement_table, latency_chart_data, latency_table
 
-        keys = list(dict.fromkeys(keys or []))
+        keys = pair_choices(keys or [], runtimes)
         if not 2 <= len(keys) <= MAX_COMPARE:
-            raise gr.Error(f"Choose between 2 and {MAX_COMPARE} models to compare (you chose {len(keys)}).",
+            what = "models" if not runtimes or len(runtimes) < 2 else "model and runtime pairs"
+            raise gr.Error(f"Choose between 2 and {MAX_COMPARE} {what} to compare (you chose {len(keys)}).",
                            print_exception=False)
         results = self._run(image, keys, top_k, progress)
         labels = [gr.update(value=r.prediction.label_dict(), label=r.info.display_name, visible=True)

@@ -48,4 +48,17 @@ def model_outputs(prefix: str) -> tuple[gr.Label, gr.Markdown, gr.Dataframe]:
     return label, card, times
 
 
+def runtime_selector(prefix: str, multiple: bool = False) -> gr.Radio | gr.CheckboxGroup:
+    """PyTorch, ONNX Runtime, ONNX Runtime int8 (PyTorch only, saying why, without onnxruntime)."""
+    from dashboard.models.runtimes import DEFAULT_RUNTIME, choices, onnxruntime_missing_reason
+
+    reason = onnxruntime_missing_reason()
+    info = reason or "Same weights, another runtime: exported to ONNX on first use, parity-checked."
+    if multiple:
+        return gr.CheckboxGroup(choices=choices(), value=[DEFAULT_RUNTIME], label="Runtimes", info=info,
+                                elem_id=f"{prefix}-runtime")
+    return gr.Radio(choices=choices(), value=DEFAULT_RUNTIME, label="Runtime", info=info,
+                    elem_id=f"{prefix}-runtime")
+
+
 TOP_K = dict(minimum=1, maximum=10, step=1, value=3, label="Top-k")

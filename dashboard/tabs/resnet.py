@@ -6,7 +6,7 @@ import gradio as gr
 
 from dashboard.handlers import Handlers, user_errors
 from dashboard.models.registry import DEFAULT_TORCHVISION_KEY, list_models
-from dashboard.tabs.common import TOP_K, model_outputs
+from dashboard.tabs.common import TOP_K, model_outputs, runtime_selector
 
 
 def build_tab(image: gr.Image, handlers: Handlers) -> dict[str, gr.components.Component]:
@@ -17,13 +17,15 @@ def build_tab(image: gr.Image, handlers: Handlers) -> dict[str, gr.components.Co
             value=DEFAULT_TORCHVISION_KEY, label="Model", elem_id="resnet-model",
         )
         top_k = gr.Slider(**TOP_K, elem_id="resnet-topk")
+        runtime = runtime_selector("resnet")
     button = gr.Button("Classify", variant="primary", elem_id="resnet-run")
     label, card, times = model_outputs("resnet")
 
     @user_errors
-    def classify_resnet(image_path: str | None, key: str, k: float, progress=gr.Progress()):
-        return handlers.classify(image_path, key, k, progress)
+    def classify_resnet(image_path: str | None, key: str, k: float, runtime: str = "pytorch",
+                        progress=gr.Progress()):
+        return handlers.classify(image_path, key, k, progress, runtime)
 
-    button.click(classify_resnet, [image, model, top_k], [label, times, card],
+    button.click(classify_resnet, [image, model, top_k, runtime], [label, times, card],
                  api_name="classify_resnet", concurrency_id="models")
-    return {"model": model, "top_k": top_k, "button": button, "label": label, "card": card, "times": times}
+    return {"model": model, "top_k": top_k, "runtime": runtime, "button": button, "label": label, "card": card, "times": times}
