@@ -106,7 +106,9 @@ class ClassificationService:
     def _load_onnx(self, key: str, runtime: str) -> Classifier:
         """Load the PyTorch model, then export/reuse its ONNX file (dashboard.models.onnx_backend)."""
         from dashboard.models import onnx_backend
+        from dashboard.models.runtimes import import_onnxruntime
 
+        import_onnxruntime()  # without onnxruntime: say so before loading anything
         base = self._load(key)
         classifier = onnx_backend.build(base, self.spec(key), runtime, cache_dir=self.settings.onnx_cache_dir,
                                         workers=self.settings.workers, device=self.device)
