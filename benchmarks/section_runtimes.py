@@ -12,6 +12,7 @@ speed, never accuracy.
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import time
@@ -55,6 +56,40 @@ def _timed_forward(classifier, batch) -> float:
     return (time.perf_counter() - start) * 1e3
 
 
+def _one_thread_each(classifiers: dict, batch, runs: int, log, short: str) -> dict[str, list[float]]:
+    """The same forwards with torch and ONNX Runtime both on one intra-op thread, interleaved.
+
+    On a shared machine whose cores are oversubscribed, torch's OpenMP threads wait for each
+    other at every operator's barrier and its 2-thread forward can slow down many times over,
+    while ONNX Runtime (no spin-waiting) degrades gracefully; one thread each takes that
+    difference out of the comparison. Informational rows, next to the default configuration."""
+    import numpy as np
+    import torch
+
+    from dashboard.models.onnx_backend import open_session
+
+    log(f"  {short}: {runs} interleaved rounds at 1 thread each")
+    cores = len(os.sched_getaffinity(0))
+    sessions = {r: open_session(c.onnx_path, "cpu", workers=cores) for r, c in classifiers.items() if r != "pytorch"}
+    array = np.ascontiguousarray(batch.numpy(), dtype=np.float32)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    samples: dict[str, list[float]] = {r: [] for r in RUNTIMES}
+    try:
+        for i in range(WARMUP + runs):
+            for runtime in RUNTIMES:
+                start = time.perf_counter()
+                if runtime == "pytorch":
+                    classifiers[runtime].forward(batch)
+                else:
+                    sessions[runtime].run(None, {"pixel_values": array})
+                if i >= WARMUP:
+                    samples[runtime].append((time.perf_counter() - start) * 1e3)
+    finally:
+        torch.set_num_threads(threads)
+    return samples
+
+
 def run(work: Path, log) -> tuple[list[Row], list[Target], dict]:
     from PIL import Image
 
@@ -92,10 +127,12 @@ def run(work: Path, log) -> tuple[list[Row], list[Target], dict]:
                 if i >= WARMUP:
                     peaks.append(_matmul_gflops())
             raw["peak_gflops"] += peaks
+            single = _one_thread_each(classifiers, batch, RUNS[key], log, short)
             raw["models"][key] = {
                 "flops": flops, "forward_ms": samples, "load_ms": loads,
                 "notes": {r: classifiers[r].info.runtime_note for r in RUNTIMES},
                 "file_bytes": {r: classifiers[r].info.file_bytes for r in RUNTIMES},
+                "one_thread_forward_ms": single,
                 "stages": {r: [[t.preprocess_ms, t.forward_ms, t.postprocess_ms] for t in stages[r]]
                            for r in RUNTIMES},
             }
@@ -128,6 +165,14 @@ def _rows(raw: dict) -> list[Row]:
                 notes.append(data["notes"][runtime])
             rows.append(Row(f"[12] {MODELS[key]} · {runtime} (ms)", pre, fwd, post, None, pre + fwd + post,
                             notes="; ".join(notes) + f"; forward median of {len(data['forward_ms'][runtime])}"))
+        single = data["one_thread_forward_ms"]
+        base1 = statistics.median(single["pytorch"])
+        for runtime in RUNTIMES:
+            fwd1 = statistics.median(single[runtime])
+            rows.append(Row(f"[12] {MODELS[key]} · {runtime}, torch and ORT at 1 thread each (ms)", forward=fwd1,
+                            notes=f"{fwd1 / base1:.2f}x PyTorch's 1-thread forward; "
+                                  f"{fwd1 / (limit_ms * len(os.sched_getaffinity(0))):.1f}x the 1-core limit; "
+                                  f"median of {len(single[runtime])}"))
     return rows
 
 
@@ -145,6 +190,12 @@ def _targets(raw: dict) -> list[Target]:
         base = statistics.median(data["forward_ms"]["pytorch"])
         targets.append(Target(f"{MODELS[key]} forward on {runtime} <= {goal}x PyTorch fp32",
                               f"{fwd:.1f} vs {base:.1f} ms", ratio, f"<= {goal}", ratio <= goal))
+    for (key, runtime), goal in GOALS.items():  # the same goals with one thread each (informational)
+        single = raw["models"][key]["one_thread_forward_ms"]
+        ratio = statistics.median(a / b for a, b in zip(single[runtime], single["pytorch"]))
+        targets.append(Target(f"(info) {MODELS[key]} forward on {runtime}, both at 1 thread",
+                              f"{statistics.median(single[runtime]):.1f} vs "
+                              f"{statistics.median(single['pytorch']):.1f} ms", ratio, f"<= {goal}", None))
     peak = max(raw["peak_gflops"])
     for key, data in raw["models"].items():
         limit_ms = data["flops"] / (peak * 1e9) * 1e3

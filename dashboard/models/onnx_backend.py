@@ -356,12 +356,13 @@ def open_session(path: Path, device: str, workers: int):
 class OnnxClassifier(Classifier):
     """The PyTorch Classifier's preprocessing and labels, with an ONNX Runtime forward stage."""
 
-    def __init__(self, base: Classifier, session, info) -> None:
+    def __init__(self, base: Classifier, session, info, path: Path | None = None) -> None:
         import torch
 
         # Inputs stay on the CPU: onnxruntime takes numpy arrays (its CUDA provider copies them).
         super().__init__(info, None, base._transform, base.labels, torch.device("cpu"))
         self.session = session
+        self.onnx_path = path  # the cached file the session runs (benchmarks open more sessions on it)
         self._input_name = session.get_inputs()[0].name
         provider = session.get_providers()[0]
         self.device_label = "cuda" if provider == "CUDAExecutionProvider" else "cpu"
@@ -399,7 +400,7 @@ def build(base: Classifier, spec: ModelSpec, runtime: str, *, cache_dir: str | o
         base.info, display_name=display_name(base.info.display_name, runtime), runtime=runtime,
         weight_bytes=record["bytes"], file_bytes=record["bytes"], runtime_note=note,
     )
-    return OnnxClassifier(base, session, info)
+    return OnnxClassifier(base, session, info, entry.onnx)
 
 
 def _refuse(spec: ModelSpec, runtime: str, why: str) -> RuntimeUnavailableError:
