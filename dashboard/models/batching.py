@@ -45,7 +45,7 @@ class BatchRunner:
     def run(self, classifier: Classifier, batch: torch.Tensor, top_k: int, preprocess_ms: float) -> Prediction:
         """Queue one preprocessed image and wait for its prediction (or its error)."""
         job = _Job(classifier, batch, top_k, preprocess_ms)
-        key = classifier.info.cache_key  # one worker per (model, runtime)
+        key = getattr(classifier.info, "cache_key", classifier.info.key)  # one worker per (model, runtime)
         with self._cond:
             self._queues.setdefault(key, deque()).append(job)
             if key not in self._workers:
