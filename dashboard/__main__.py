@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from dashboard.errors import DashboardError
 from dashboard.models.registry import DEFAULT_COMPARE_KEYS, list_keys
-from dashboard.models.runtimes import PYTORCH, RUNTIMES
+from dashboard.models.runtimes import PYTORCH, RUNTIMES, validate_runtime
 from dashboard.settings import resolve_settings
 
 COMMANDS = ("serve", "classify", "download")
@@ -118,8 +118,6 @@ def _format(record: dict) -> str:
 def _download(args: argparse.Namespace) -> int:
     from dashboard.models import torchvision_backend, transformers_backend
     from dashboard.service import ClassificationService
-
-    from dashboard.models.runtimes import validate_runtime
 
     service = ClassificationService(resolve_settings())
     keys = list_keys() if args.all else (args.keys or list(DEFAULT_COMPARE_KEYS))

@@ -19,7 +19,14 @@ from typing import Any, TypeVar
 import gradio as gr
 
 from dashboard.errors import DashboardError, EmptyImageError
-from dashboard.models.runtimes import DISPLAY_NAMES, PYTORCH, join_choice, split_choice, validate_runtime
+from dashboard.models.runtimes import (
+    DISPLAY_NAMES,
+    ONNXRUNTIME_INT8,
+    PYTORCH,
+    join_choice,
+    split_choice,
+    validate_runtime,
+)
 from dashboard.service import Classification, ClassificationService
 
 log = logging.getLogger(__name__)
@@ -91,9 +98,10 @@ class Handlers:
         cold = [key for key in keys if not self.service.is_loaded(key, runtime)]
         if cold:
             names = ", ".join(self.service.spec(split_choice(key)[0]).display_name for key in cold)
-            export = any(split_choice(key, runtime)[1] != PYTORCH for key in cold)
-            desc = (f"Loading {names} and exporting to ONNX Runtime (first use: export, parity check"
-                    f"{', int8 quantisation' if export else ''}; up to a minute)…" if export
+            chosen = {split_choice(key, runtime)[1] for key in cold}
+            int8 = ", int8 quantisation" if ONNXRUNTIME_INT8 in chosen else ""
+            desc = (f"Loading {names} and exporting to ONNX Runtime (first use: export, parity check{int8}; "
+                    "up to a minute unless exported ahead of time)…" if chosen - {PYTORCH}
                     else f"Loading {names} (first use, a few seconds)…")
             progress(0.05, desc=desc)
 
