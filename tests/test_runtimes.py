@@ -80,6 +80,34 @@ def test_onnxruntime_matches_pytorch(key, service, photo):
     assert service.is_loaded(key, "onnxruntime") and service.is_loaded(f"{key}@onnxruntime")
 
 
+def test_custom_hub_classifier_runs_on_onnxruntime(model_caches, service, photo):
+    """A free-form Hub id (not a preset) is exported like the built-ins, keyed by its commit."""
+    from conftest import HF_HOME
+
+    repo = "test-org/tiny-vit-runtimes"
+    snapshot = random_weights.write_hub_checkpoint(repo, HF_HOME, tiny=True, seed=3)
+    result = service.classify(photo, f"{repo}@onnxruntime", top_k=5)
+    torch_probs = service.classify(photo, repo, top_k=5).prediction.probabilities
+    assert result.info.runtime == "onnxruntime" and result.info.display_name == f"{repo} · ONNX Runtime"
+    assert np.abs(result.prediction.probabilities - torch_probs).max() <= 1e-4
+    (record,) = [p for p in (onnx_backend.cache_root(service.settings.onnx_cache_dir) / "test-org--tiny-vit-runtimes")
+                 .glob("onnxruntime-*.json")]
+    assert json.loads(record.read_text())["key"]["weights"] == f"hub-commit:{snapshot.name}"
+
+
+def test_cuda_provider_is_chosen_when_present(monkeypatch):
+    import onnxruntime
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers",
+                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert onnx_backend.providers_for("cuda:1") == [("CUDAExecutionProvider", {"device_id": 1}),
+                                                    "CPUExecutionProvider"]
+    assert onnx_backend.providers_for("cuda")[0] == ("CUDAExecutionProvider", {"device_id": 0})
+    assert onnx_backend.providers_for("cpu") == ["CPUExecutionProvider"]
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    assert onnx_backend.providers_for("cuda") == ["CPUExecutionProvider"]  # CPU-only onnxruntime wheel
+
+
 def test_tiny_resnext_exports_with_parity(tmp_path):
     """The ResNeXt family (grouped convolutions) at a tiny size, through export and the gate."""
     import torch
