@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -64,6 +65,8 @@ OPSET = 18
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "assets" / "examples"
 PARITY_PHOTOS = ("cat.jpg", "astronaut.jpg")
 RECORD_VERSION = 1
+_FOLDER_LOCKS: dict[Path, threading.Lock] = {}  # one export at a time per model folder, in-process
+_FOLDER_LOCKS_GUARD = threading.Lock()
 # Dynamic quantisation of MatMul/Gemm (ONNX Runtime's recommendation for transformers): the
 # integer convolutions (ConvInteger) it makes of a CNN's Conv ran slower than fp32 here (ResNet-18
 # on 2 cores, 242 vs 164 ms), so for CNNs only the classifier head is quantised.
@@ -229,7 +232,7 @@ def export(classifier: Classifier, path: Path) -> str:
     h, w = classifier.info.input_size
     dummy = torch.zeros(2, 3, h, w, device=classifier.device)  # batch 2: 1 would be specialised
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    tmp = path.with_name(f".tmp-{os.getpid()}-{threading.get_ident()}-{path.name}")
     names = dict(input_names=["pixel_values"], output_names=["logits"])
     try:
         with _quiet_tools(), torch.inference_mode(False), torch.no_grad():
@@ -390,10 +393,13 @@ def build(base: Classifier, spec: ModelSpec, runtime: str, *, cache_dir: str | o
     import_onnxruntime()  # a clear message when onnxruntime is missing, before any work
     root = cache_root(cache_dir)
     identity = weights_identity(spec)
-    fp32 = _ensure_fp32(base, spec, root, identity)
-    entry, record = fp32
-    if runtime == ONNXRUNTIME_INT8:
-        entry, record = _ensure_int8(base, spec, root, identity, fp32)
+    with _FOLDER_LOCKS_GUARD:  # fp32 and int8 of one model may load at once: they share the fp32 file
+        lock = _FOLDER_LOCKS.setdefault(root / _folder_name(spec), threading.Lock())
+    with lock:
+        fp32 = _ensure_fp32(base, spec, root, identity)
+        entry, record = fp32
+        if runtime == ONNXRUNTIME_INT8:
+            entry, record = _ensure_int8(base, spec, root, identity, fp32)
     session = open_session(entry.onnx, device, workers)
     note = _note(runtime, record)
     info = dataclasses.replace(
@@ -461,7 +467,7 @@ def _ensure_int8(base: Classifier, spec: ModelSpec, root: Path, identity: str, f
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     fp32_entry, _ = fp32
-    tmp = entry.onnx.with_name(f".tmp-{os.getpid()}-{entry.onnx.name}")
+    tmp = entry.onnx.with_name(f".tmp-{os.getpid()}-{threading.get_ident()}-{entry.onnx.name}")
     try:
         with _quiet_tools():
             quantize_dynamic(fp32_entry.onnx, tmp, weight_type=QuantType.QInt8,
