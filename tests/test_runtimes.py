@@ -297,3 +297,18 @@ def test_without_onnxruntime_only_pytorch_is_offered_and_the_api_says_why(monkey
     service = ClassificationService(resolve_settings(device="cpu"))
     with pytest.raises(RuntimeUnavailableError, match="pip install onnxruntime"):
         service.classify(photo, DEIT, runtime="onnxruntime-int8")
+
+
+def test_fp32_and_int8_loading_at_once_export_once(tmp_path, monkeypatch, model_caches, photo):
+    from concurrent.futures import ThreadPoolExecutor
+
+    calls = []
+    real_export = onnx_backend.export
+    monkeypatch.setattr(onnx_backend, "export", lambda c, p: calls.append(p) or real_export(c, p))
+    service = ClassificationService(resolve_settings(device="cpu", onnx_cache_dir=str(tmp_path)))
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda r: service.classify(photo, DEIT, 3, runtime=r),
+                                ["onnxruntime", "onnxruntime-int8"]))
+    assert [r.info.runtime for r in results] == ["onnxruntime", "onnxruntime-int8"]
+    assert len(calls) == 1 and len(_onnx_files(tmp_path)) == 2
+    assert not [p for p in tmp_path.rglob(".tmp-*")]  # no temporary file left behind
