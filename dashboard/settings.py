@@ -95,6 +95,7 @@ def _validate(s: Settings) -> None:
         "workers": s.workers >= 1,
         "max_batch_size": s.max_batch_size >= 1,
         "result_cache_size": s.result_cache_size >= 0,
+        "onnx_cache_dir": "\x00" not in s.onnx_cache_dir,
     }
     bad = [name for name, ok in checks.items() if not ok]
     if bad:

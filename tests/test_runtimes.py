@@ -47,6 +47,18 @@ def test_choice_encoding_and_validation():
         runtimes.split_choice("resnet18@x")
 
 
+def test_onnx_cache_location_setting(monkeypatch, tmp_path):
+    assert resolve_settings(env={}).onnx_cache_dir == ""
+    assert resolve_settings(env={"DASHBOARD_ONNX_CACHE_DIR": "/srv/onnx"}).onnx_cache_dir == "/srv/onnx"
+    with pytest.raises(ValueError, match="onnx_cache_dir"):
+        resolve_settings(env={}, onnx_cache_dir="bad\x00dir")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert onnx_backend.cache_root("") == tmp_path / "dashboard" / "onnx"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert onnx_backend.cache_root(None) == Path.home() / ".cache" / "dashboard" / "onnx"
+    assert onnx_backend.cache_root("~/x") == Path.home() / "x"
+
+
 def test_parity_check_sees_differences_and_forgives_ties():
     ref = np.array([[0.5, 0.2, 0.1, 0.1, 0.05, 0.05]])
     assert onnx_backend.compare_probabilities(ref, ref + 1e-7).ok
