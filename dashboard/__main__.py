@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dashboard.errors import DashboardError
 from dashboard.logsetup import configure_logging
 from dashboard.models.registry import DEFAULT_COMPARE_KEYS, list_keys
+from dashboard.models.runtimes import PYTORCH, RUNTIMES, validate_runtime
 from dashboard.settings import resolve_settings
 
 COMMANDS = ("serve", "classify", "download", "sweep", "explain")
@@ -41,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--top-k", type=_top_k, help=f"classes to show per model, {TOP_K_MIN} to {TOP_K_MAX} (default 3)")
     classify.add_argument("--json", action="store_true", help="print JSON instead of text")
     classify.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    classify.add_argument("--runtime", help=f"{', '.join(RUNTIMES)} (default {PYTORCH}); applies to every "
+                          "--model without its own '@RUNTIME' (e.g. resnet18@onnxruntime-int8)")
 
     sweep = sub.add_parser("sweep", help="one perturbation at several strengths: where each model's answer changes")
     sweep.add_argument("image", metavar="IMAGE")
@@ -76,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("keys", nargs="*", metavar="KEY",
                           help=f"models to fetch (default: {' '.join(DEFAULT_COMPARE_KEYS)})")
     download.add_argument("--all", action="store_true", help="every built-in model")
+    download.add_argument("--runtime", dest="runtimes", action="append", metavar="RUNTIME",
+                          help=f"also export for this runtime ({', '.join(RUNTIMES[1:])}): export, "
+                          "parity check (and int8 quantisation) ahead of time; repeat for several")
     return parser
 
 
@@ -131,7 +137,7 @@ def _classify(args: argparse.Namespace) -> int:
             raise DashboardError(f"{image}: no such file" if not os.path.exists(image) else f"{image}: not a file")
     records = []
     for image in args.images:
-        for result in service.compare_models(image, keys, settings.top_k):
+        for result in service.compare_models(image, keys, settings.top_k, runtime=args.runtime):
             records.append(_record(image, result))
     if args.json:
         print(json.dumps(records, indent=2))
@@ -147,6 +153,7 @@ def _record(image: str, result) -> dict:
     return {
         "image": image,
         "model": p.model_key,
+        "runtime": result.info.runtime,
         "top": [{"index": s.index, "label": s.label, "probability": round(s.probability, 6)} for s in p.top],
         "times_ms": {"preprocess": round(t.preprocess_ms, 2), "forward": round(t.forward_ms, 2),
                      "postprocess": round(t.postprocess_ms, 2), "total": round(t.total_ms, 2)},
@@ -162,7 +169,8 @@ def _record(image: str, result) -> dict:
 def _format(record: dict) -> str:
     t = record["times_ms"]
     load = "cached" if record["model_cached"] else f"{record['load_ms']:.0f} ms"
-    lines = [f"{record['image']}  [{record['model']} on {record['device']}; load {load}; "
+    runtime = "" if record["runtime"] == PYTORCH else f" with {record['runtime']}"
+    lines = [f"{record['image']}  [{record['model']}{runtime} on {record['device']}; load {load}; "
              f"preprocess {t['preprocess']:.1f} ms, forward {t['forward']:.1f} ms, "
              f"postprocess {t['postprocess']:.1f} ms, total {t['total']:.1f} ms]"]
     lines += [f"  {s['probability']:7.2%}  {s['label']}  (#{s['index']})" for s in record["top"]]
@@ -225,6 +233,7 @@ def _download(args: argparse.Namespace) -> int:
 
     service = ClassificationService(resolve_settings(), origin="cli")
     keys = list_keys() if args.all else (args.keys or list(DEFAULT_COMPARE_KEYS))
+    runtimes = [r for r in dict.fromkeys(validate_runtime(r) for r in args.runtimes or []) if r != PYTORCH]
     failures = 0
     for key in keys:
         spec = service.spec(key)
@@ -238,6 +247,15 @@ def _download(args: argparse.Namespace) -> int:
                 print(f"  ({exc.detail})", file=sys.stderr)
             continue
         print(f"ok: {key}")
+        for runtime in runtimes:  # loads the model, exports, runs the parity gate, caches the file
+            try:
+                classifier, _ = service.model(key, runtime)
+            except DashboardError as exc:
+                failures += 1
+                print(f"error: {exc}", file=sys.stderr)
+                continue
+            size = (classifier.info.file_bytes or 0) / 2**20
+            print(f"ok: {key} on {runtime} ({size:.1f} MB; {classifier.info.runtime_note})")
     return 1 if failures else 0
 
 

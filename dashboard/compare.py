@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 LATENCY_COLUMNS = (
     "model",
+    "runtime",
     "parameters",
     "load",
     "preprocess ms",
@@ -37,6 +38,7 @@ def latency_table(results: Sequence[Classification]) -> pd.DataFrame:
         t = r.prediction.times
         rows.append((
             r.info.display_name,
+            getattr(r.info, "runtime", "pytorch"),
             f"{r.info.num_params / 1e6:.1f}M",
             "result cache" if r.repeated else r.load.describe(),
             round(t.preprocess_ms, 1),

@@ -95,3 +95,13 @@ class UnknownClassError(ExplainError):
 
 class UnsupportedMethodError(ExplainError):
     """An unknown heatmap method, or one this model's family does not support."""
+
+
+# --- runtimes (ONNX Runtime beside PyTorch) -----------------------------------------------
+class UnknownRuntimeError(ModelError, ValueError):
+    """A runtime name that is not one of dashboard.models.runtimes.RUNTIMES."""
+
+
+class RuntimeUnavailableError(ModelError):
+    """A runtime that cannot run here (onnxruntime not installed) or refused for a model
+    (export failed, or the parity gate found the exported model disagreeing with PyTorch)."""

@@ -21,6 +21,14 @@ import gradio as gr
 
 from dashboard.cards import answer_title, card_details
 from dashboard.errors import DashboardError, EmptyImageError
+from dashboard.models.runtimes import (
+    DISPLAY_NAMES,
+    ONNXRUNTIME_INT8,
+    PYTORCH,
+    join_choice,
+    split_choice,
+    validate_runtime,
+)
 from dashboard.service import Classification, ClassificationService
 
 log = logging.getLogger(__name__)
@@ -79,7 +87,8 @@ def model_card(result: Classification) -> str:
     h, w = info.input_size
     return (f"**{md_text(info.display_name)}** · {info.num_params / 1e6:.1f}M parameters · input {h}×{w} · "
             f"{info.num_classes} classes · weights {md_text(info.weights_id)} · "
-            f"{md_text(result.prediction.device)} · {describe_load(result)}" + card_details(result))
+            f"{md_text(result.prediction.device)} · {describe_load(result)}{runtime_card(info)}"
+            + card_details(result))
 
 
 def describe_choice(chosen: Sequence[object]) -> str:
@@ -95,6 +104,24 @@ def describe_choice(chosen: Sequence[object]) -> str:
     return ", ".join(distinct) + more
 
 
+def runtime_card(info) -> str:
+    """The model card's runtime part: runtime, .onnx file size, parity or int8 agreement."""
+    runtime = getattr(info, "runtime", PYTORCH)
+    text = f" · runtime {md_text(DISPLAY_NAMES.get(runtime, runtime))}"
+    if info.file_bytes:
+        text += f" · file {info.file_bytes / 2**20:.1f} MB"
+    return text + (f" · {md_text(info.runtime_note)}" if info.runtime_note else "")
+
+
+def pair_choices(keys: Sequence[str], runtimes: Sequence[str] | None) -> list[str]:
+    """Each model on each runtime, as "KEY@RUNTIME" choices (plain keys for PyTorch), without
+    repeats; runtimes are validated here (the server), whatever the page offered."""
+    chosen = list(dict.fromkeys(validate_runtime(r) for r in (runtimes or [PYTORCH]))) or [PYTORCH]
+    pairs = [join_choice(str(key), runtime) if "@" not in str(key) else str(key)
+             for key in keys for runtime in chosen]
+    return list(dict.fromkeys(pairs))
+
+
 class Handlers:
     """The callbacks of every tab, bound to one service (the process-wide model cache)."""
 
@@ -102,33 +129,53 @@ class Handlers:
         self.service = service
         self.export_dir = export_dir
 
-    def _announce_load(self, keys: Sequence[str], progress: gr.Progress) -> None:
+    def _announce_load(self, keys: Sequence[str], progress: gr.Progress, runtime: str | None = None) -> None:
         from dashboard.loading import load_notice
 
-        notice = load_notice(self.service, keys)
-        if notice:
-            progress(0.05, desc=notice)
+        choices = [split_choice(key, runtime) for key in keys]
+        if all(rt == PYTORCH for _, rt in choices):
+            notice = load_notice(self.service, [key for key, _ in choices])
+            if notice:
+                progress(0.05, desc=notice)
+            return
+        cold = [key for key in keys if not self.service.is_loaded(key, runtime)]
+        if cold:
+            names = ", ".join(self.service.spec(split_choice(key)[0]).display_name for key in cold)
+            chosen = {split_choice(key, runtime)[1] for key in cold}
+            int8 = ", int8 quantisation" if ONNXRUNTIME_INT8 in chosen else ""
+            desc = (f"Loading {names} and exporting to ONNX Runtime (first use: export, parity check{int8}; "
+                    "up to a minute unless exported ahead of time)…" if chosen - {PYTORCH}
+                    else f"Loading {names} (first use, a few seconds)…")
+            progress(0.05, desc=desc)
 
-    def _run(self, image: str | None, keys: Sequence[str], top_k: float, progress: gr.Progress):
+    def _run(self, image: str | None, keys: Sequence[str], top_k: float, progress: gr.Progress,
+             runtime: str | None = None):
         if image is None:
             raise EmptyImageError("Upload an image first (or pick one of the examples).")
-        self._announce_load(keys, progress)
-        return self.service.compare_models(image, keys, top_k)
+        self._announce_load(keys, progress, runtime)
+        return self.service.compare_models(image, keys, top_k, runtime=runtime)
 
-    def classify(self, image: str | None, key: str, top_k: float, progress: gr.Progress):
-        """One model: (label values, latency table, model card)."""
+    def classify(self, image: str | None, key: str, top_k: float, progress: gr.Progress,
+                 runtime: str | None = None):
+        """One model on one runtime (default pytorch): (label values, latency table, model card)."""
         from dashboard.compare import latency_table
 
-        (result,) = self._run(image, [key], top_k, progress)
+        (result,) = self._run(image, [key], top_k, progress, runtime)
         return result.prediction.label_dict(), latency_table([result]), model_card(result)
 
-    def compare(self, image: str | None, keys: Sequence[str], top_k: float, progress: gr.Progress):
-        """2-4 models: a Label per slot, latency, agreement, chart data and the CSV file."""
+    def compare(self, image: str | None, keys: Sequence[str], top_k: float, progress: gr.Progress,
+                runtimes: Sequence[str] | None = None):
+        """2-4 models: a Label per slot, latency, agreement, chart data and the CSV file.
+
+        With ``runtimes``, every chosen model runs on every chosen runtime (pairs "KEY@RUNTIME")."""
         from dashboard.compare import agreement_table, latency_chart_data, latency_table
 
         chosen = list(keys or [])
-        keys = list(dict.fromkeys(chosen))
+        keys = pair_choices(chosen, runtimes)
         if not 2 <= len(keys) <= MAX_COMPARE:
+            if runtimes and len(set(map(str, runtimes))) > 1:
+                raise gr.Error(f"Choose between 2 and {MAX_COMPARE} model and runtime pairs to compare "
+                               f"(you chose {len(keys)}).", print_exception=False)
             raise gr.Error(f"Choose between 2 and {MAX_COMPARE} different models to compare "
                            f"(you chose {describe_choice(chosen)}).", print_exception=False)
         results = self._run(image, keys, top_k, progress)

@@ -19,6 +19,7 @@ from dashboard.models.batching import BatchRunner
 from dashboard.models.cache import LoadInfo, ModelCache
 from dashboard.models.classifier import Classifier, ModelInfo, Prediction
 from dashboard.models.registry import Origin, ModelSpec, resolve_spec
+from dashboard.models.runtimes import PYTORCH, join_choice, split_choice
 from dashboard.settings import Settings, resolve_settings
 
 if TYPE_CHECKING:
@@ -137,17 +138,29 @@ class ClassificationService:
         return resolve_spec(key, allow_custom=self.settings.allow_custom_models, origin=self.origin,
                             local_dirs=self.local_dirs)
 
-    def model(self, key: str) -> tuple[Classifier, LoadInfo]:
-        """The loaded classifier for a registry key or custom id, loading it on first use."""
-        return self.cache.get(self.spec(key).key)
+    def choice(self, key: str, runtime: str | None = None) -> tuple[ModelSpec, str]:
+        """(spec, runtime) of a key, custom id or "KEY@RUNTIME" choice; ``runtime`` (default
+        pytorch) applies to keys without "@". Unknown runtimes raise an error listing the valid."""
+        model_key, runtime = split_choice(key, runtime)
+        return self.spec(model_key), runtime
 
-    def is_loaded(self, key: str) -> bool:
-        return self.cache.is_loaded(self.spec(key).key)
+    def model(self, key: str, runtime: str | None = None) -> tuple[Classifier, LoadInfo]:
+        """The loaded classifier for a registry key or custom id on a runtime (default pytorch),
+        loading it on first use; one cache entry per (model, runtime)."""
+        spec, runtime = self.choice(key, runtime)
+        return self.cache.get(join_choice(spec.key, runtime))
+
+    def is_loaded(self, key: str, runtime: str | None = None) -> bool:
+        spec, runtime = self.choice(key, runtime)
+        return self.cache.is_loaded(join_choice(spec.key, runtime))
 
     def preload(self, keys: Sequence[str]) -> dict[str, LoadInfo]:
         return {key: self.model(key)[1] for key in keys}
 
     def _load(self, key: str) -> Classifier:
+        model_key, runtime = split_choice(key)
+        if runtime != PYTORCH:
+            return self._load_onnx(model_key, runtime)
         spec = self.spec(key)
         if spec.backend == "torchvision":
             from dashboard.models import torchvision_backend
@@ -160,6 +173,18 @@ class ClassificationService:
                 classifier = transformers_backend.load(spec, self.device)
             else:
                 classifier = self._load_custom(spec)
+        classifier.warm_up()
+        return classifier
+
+    def _load_onnx(self, key: str, runtime: str) -> Classifier:
+        """Load the PyTorch model, then export/reuse its ONNX file (dashboard.models.onnx_backend)."""
+        from dashboard.models import onnx_backend
+        from dashboard.models.runtimes import import_onnxruntime
+
+        import_onnxruntime()  # without onnxruntime: say so before loading anything
+        base = self._load(key)
+        classifier = onnx_backend.build(base, self.spec(key), runtime, cache_dir=self.settings.onnx_cache_dir,
+                                        workers=self.settings.workers, device=self.device)
         classifier.warm_up()
         return classifier
 
@@ -200,42 +225,43 @@ class ClassificationService:
     # --- classification -------------------------------------------------------------------
     def classify(
         self, source: ImageSource | None, key: str, top_k: int | None = None,
-        filename: str | None = None,
+        filename: str | None = None, runtime: str | None = None,
     ) -> Classification:
-        """Classify one image with one model."""
-        return self.compare_models(source, [key], top_k, filename)[0]
+        """Classify one image with one model (on ``runtime``, default pytorch)."""
+        return self.compare_models(source, [key], top_k, filename, runtime)[0]
 
     def compare_models(
         self, source: ImageSource | None, keys: Sequence[str], top_k: int | None = None,
-        filename: str | None = None,
+        filename: str | None = None, runtime: str | None = None,
     ) -> list[Classification]:
-        """The image is read, checked and decoded once, whatever the number of models."""
+        """The image is read, checked and decoded once, whatever the number of models. A key may
+        be "KEY@RUNTIME" (dashboard.models.runtimes); others run on ``runtime`` (default pytorch)."""
         top_k = check_top_k(top_k, self.settings.top_k)
         data, filename = read_source(source, filename)
         # The file name's extension is part of the key: the same bytes under a name that
         # contradicts them are refused by load_image, never answered from the cache.
         digest = (source_digest(data), _extension(filename))
         expected = expected_for_digest(digest[0]) if isinstance(data, bytes) else None
-        specs = [self.spec(key) for key in keys]
+        choices = [(spec, join_choice(spec.key, rt)) for spec, rt in (self.choice(key, runtime) for key in keys)]
         image = None
         results = []
-        for spec in specs:
-            cached = self._recall((digest, spec.key, top_k))
+        for spec, cache_key in choices:
+            cached = self._recall((digest, cache_key, top_k))
             if cached is not None:
                 results.append(cached)
                 continue
             if not spec.builtin:  # custom: checked first, so that a refusal costs no image decode
-                classifier, load = self.cache.get(spec.key)
+                classifier, load = self.cache.get(cache_key)
             if image is None:
                 image = load_image(data, max_pixels=self.settings.max_pixels, filename=filename,
                                    max_aspect_ratio=MAX_ASPECT_RATIO).image
             if spec.builtin:  # built-in: a bad image is refused before any model loads
-                classifier, load = self.cache.get(spec.key)
+                classifier, load = self.cache.get(cache_key)
             batch, preprocess_ms = classifier.timed_preprocess([image])
             prediction = self._batches.run(classifier, batch, top_k, preprocess_ms)
             result = Classification(prediction, classifier.info, load, expected=expected)
-            self.measured.record(spec.key, prediction.times.total_ms)
-            self._remember((digest, spec.key, top_k), result)
+            self.measured.record(cache_key, prediction.times.total_ms)
+            self._remember((digest, cache_key, top_k), result)
             results.append(result)
         return results
 

@@ -46,6 +46,7 @@ class Settings:
     background_preload: bool = True  # once the page is served, load the default models in the background
     max_sweep_steps: int = 24  # strengths in one robustness sweep (each model classifies them in one batch)
     perturb_max_side: int = 1024  # robustness works on the image scaled to at most this many pixels a side
+    onnx_cache_dir: str = ""  # exported .onnx files; "" = $XDG_CACHE_HOME/dashboard/onnx (~/.cache/...)
 
 
 def _parse(name: str, raw: str, default: Any) -> Any:
@@ -119,6 +120,7 @@ def _validate(s: Settings) -> None:
         "custom_model_slots": s.custom_model_slots >= 1,
         "max_sweep_steps": 2 <= s.max_sweep_steps <= 256,
         "perturb_max_side": s.perturb_max_side >= 64,
+        "onnx_cache_dir": "\x00" not in s.onnx_cache_dir,
     }
     bad = [name for name, ok in checks.items() if not ok]
     if bad:

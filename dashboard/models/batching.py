@@ -52,7 +52,7 @@ class BatchRunner:
         """Queue N preprocessed images as one job: they go through one forward pass together
         (perhaps with other queued jobs), and come back as N predictions, in order."""
         job = _Job(classifier, batch, top_k, preprocess_ms)
-        key = classifier.info.key
+        key = getattr(classifier.info, "cache_key", classifier.info.key)  # one worker per (model, runtime)
         with self._cond:
             self._queues.setdefault(key, deque()).append(job)
             if key not in self._workers:

@@ -32,6 +32,14 @@ class ModelInfo:
     input_size: tuple[int, int]
     weights_id: str
     num_classes: int
+    runtime: str = "pytorch"  # dashboard.models.runtimes.RUNTIMES
+    file_bytes: int | None = None  # the exported .onnx file's size (ONNX runtimes only)
+    runtime_note: str = ""  # e.g. int8 agreement with fp32, shown in the model card
+
+    @property
+    def cache_key(self) -> str:
+        """The key of this (model, runtime) in the model cache: "KEY" or "KEY@RUNTIME"."""
+        return self.key if self.runtime == "pytorch" else f"{self.key}@{self.runtime}"
 
 
 @dataclass(frozen=True)
@@ -94,6 +102,7 @@ class Classifier:
         self.model = model
         self.labels = unique_labels(labels)
         self.device = device
+        self.device_label = str(device)  # what Prediction.device says (a runtime may add its provider)
         self._transform = transform
         self._logits_of = logits_of
 
@@ -153,7 +162,7 @@ class Classifier:
         return [
             Prediction(self.info.key, tuple(scores[: max(1, k)]), probs, self.labels,
                        StageTimes(pre_ms, forward_ms, postprocess_ms), self.info.num_params,
-                       str(self.device), batch_size=len(rows))
+                       self.device_label, batch_size=len(rows))
             for (probs, scores), k, pre_ms in zip(rows, top_ks, preprocess_ms)
         ]
 

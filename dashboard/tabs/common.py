@@ -108,4 +108,39 @@ class ModelChoices(gr.CheckboxGroup):
         return super().preprocess(payload)
 
 
+class RuntimeRadio(gr.Radio):
+    """A gr.Radio whose value reaches the handler unchecked: the core validates runtimes and says
+    why one is refused (unknown: the valid list; onnxruntime missing: not installed), instead of
+    gradio's generic "not in the list of choices"."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        return payload
+
+
+class RuntimeCheckboxes(gr.CheckboxGroup):
+    """The same for Compare's several runtimes."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        if payload is None:
+            return None
+        return list(payload) if isinstance(payload, (list, tuple)) else [payload]
+
+
+def runtime_selector(prefix: str, multiple: bool = False) -> gr.Radio | gr.CheckboxGroup:
+    """PyTorch, ONNX Runtime, ONNX Runtime int8 (PyTorch only, saying why, without onnxruntime)."""
+    from dashboard.models.runtimes import DEFAULT_RUNTIME, choices, onnxruntime_missing_reason
+
+    reason = onnxruntime_missing_reason()
+    info = reason or "Same weights, another runtime: exported to ONNX on first use and parity-checked."
+    if multiple:
+        return RuntimeCheckboxes(choices=choices(), value=[DEFAULT_RUNTIME], label="Runtimes", info=info,
+                                 elem_id=f"{prefix}-runtime")
+    return RuntimeRadio(choices=choices(), value=DEFAULT_RUNTIME, label="Runtime", info=info,
+                        elem_id=f"{prefix}-runtime")
+
+
 TOP_K = dict(minimum=1, maximum=10, step=1, value=3, label="Top-k")

@@ -8,7 +8,7 @@ from dashboard.compare import AGREEMENT_COLUMNS, LATENCY_COLUMNS
 from dashboard.handlers import MAX_COMPARE, Handlers, user_errors
 from dashboard.models.registry import DEFAULT_COMPARE_KEYS, list_models
 from dashboard.tabs import facts as facts_block
-from dashboard.tabs.common import TOP_K, ModelChoices, TopKSlider
+from dashboard.tabs.common import TOP_K, ModelChoices, TopKSlider, runtime_selector
 from dashboard.tabs.explain import build_compare_explain_panel
 
 
@@ -20,6 +20,8 @@ def build_tab(image: gr.Image, handlers: Handlers) -> dict[str, gr.components.Co
             label=f"Models (2 to {MAX_COMPARE})", elem_id="compare-models",
         )
         top_k = TopKSlider(**TOP_K, elem_id="compare-topk")
+    # each chosen model runs on each chosen runtime: "ResNet-18" and "ResNet-18 · ONNX Runtime int8"
+    runtimes = runtime_selector("compare", multiple=True)
     button = gr.Button("Compare", variant="primary", elem_id="compare-run")
     with gr.Row():
         labels = [gr.Label(num_top_classes=10, visible=i < 2, elem_id=f"compare-label-{i}")
@@ -34,11 +36,12 @@ def build_tab(image: gr.Image, handlers: Handlers) -> dict[str, gr.components.Co
     explain = build_compare_explain_panel(image, handlers, models)
 
     @user_errors
-    def compare(image_path: str | None, keys: list[str], k: float, progress=gr.Progress()):
-        return handlers.compare(image_path, keys, k, progress)
+    def compare(image_path: str | None, keys: list[str], k: float, runtimes: list[str] | None = None,
+                progress=gr.Progress()):
+        return handlers.compare(image_path, keys, k, progress, runtimes)
 
-    button.click(compare, [image, models, top_k], [*labels, latency, agreement, chart, download],
+    button.click(compare, [image, models, top_k, runtimes], [*labels, latency, agreement, chart, download],
                  api_name="compare", concurrency_id="models")
     facts = facts_block.build_block(models, latency, handlers)  # reference figures + accuracy/latency plot
-    return {**facts, "models": models, "top_k": top_k, "button": button, "labels": labels, "latency": latency,
-            "agreement": agreement, "chart": chart, "download": download, "explain": explain}
+    return {**facts, "models": models, "top_k": top_k, "runtimes": runtimes, "button": button, "labels": labels,
+            "latency": latency, "agreement": agreement, "chart": chart, "download": download, "explain": explain}

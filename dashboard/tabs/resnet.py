@@ -6,7 +6,7 @@ import gradio as gr
 
 from dashboard.handlers import Handlers, user_errors
 from dashboard.models.registry import DEFAULT_TORCHVISION_KEY, list_models
-from dashboard.tabs.common import TOP_K, ModelDropdown, TopKSlider, model_outputs
+from dashboard.tabs.common import TOP_K, ModelDropdown, TopKSlider, model_outputs, runtime_selector
 from dashboard.tabs.explain import build_explain_panel
 
 
@@ -18,15 +18,17 @@ def build_tab(image: gr.Image, handlers: Handlers) -> dict[str, gr.components.Co
             value=DEFAULT_TORCHVISION_KEY, label="Model", elem_id="resnet-model",
         )
         top_k = TopKSlider(**TOP_K, elem_id="resnet-topk")
+        runtime = runtime_selector("resnet")
     button = gr.Button("Classify", variant="primary", elem_id="resnet-run")
     label, card, times = model_outputs("resnet")
     explain = build_explain_panel(image, handlers, [model], label, "resnet", "cnn")
 
     @user_errors
-    def classify_resnet(image_path: str | None, key: str, k: float, progress=gr.Progress()):
-        return handlers.classify(image_path, key, k, progress)
+    def classify_resnet(image_path: str | None, key: str, k: float, runtime: str = "pytorch",
+                        progress=gr.Progress()):
+        return handlers.classify(image_path, key, k, progress, runtime)
 
-    button.click(classify_resnet, [image, model, top_k], [label, times, card],
+    button.click(classify_resnet, [image, model, top_k, runtime], [label, times, card],
                  api_name="classify_resnet", concurrency_id="models")
-    return {"model": model, "top_k": top_k, "button": button, "label": label, "card": card, "times": times,
-            "explain": explain}
+    return {"model": model, "top_k": top_k, "runtime": runtime, "button": button, "label": label, "card": card,
+            "times": times, "explain": explain}

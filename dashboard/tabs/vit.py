@@ -6,7 +6,7 @@ import gradio as gr
 
 from dashboard.handlers import Handlers, user_errors
 from dashboard.models.registry import DEFAULT_TRANSFORMERS_KEY, list_models
-from dashboard.tabs.common import TOP_K, ModelDropdown, TopKSlider, model_outputs
+from dashboard.tabs.common import TOP_K, ModelDropdown, TopKSlider, model_outputs, runtime_selector
 from dashboard.tabs.explain import build_explain_panel
 
 
@@ -22,18 +22,20 @@ def build_tab(image: gr.Image, handlers: Handlers, allow_custom: bool) -> dict[s
             visible=allow_custom, max_length=200, elem_id="vit-custom",
         )
         top_k = TopKSlider(**TOP_K, elem_id="vit-topk")
+        runtime = runtime_selector("vit")
     button = gr.Button("Classify", variant="primary", elem_id="vit-run")
     label, card, times = model_outputs("vit")
     explain = build_explain_panel(image, handlers, [preset, custom], label, "vit", "transformer")
 
     @user_errors
-    def classify_vit(image_path: str | None, preset_key: str, custom_id: str, k: float, progress=gr.Progress()):
+    def classify_vit(image_path: str | None, preset_key: str, custom_id: str, k: float,
+                     runtime: str = "pytorch", progress=gr.Progress()):
         key = (custom_id or "").strip() or preset_key
-        return handlers.classify(image_path, key, k, progress)
+        return handlers.classify(image_path, key, k, progress, runtime)
 
-    button.click(classify_vit, [image, preset, custom, top_k], [label, times, card],
+    button.click(classify_vit, [image, preset, custom, top_k, runtime], [label, times, card],
                  api_name="classify_vit", concurrency_id="models")
-    custom.submit(classify_vit, [image, preset, custom, top_k], [label, times, card],
+    custom.submit(classify_vit, [image, preset, custom, top_k, runtime], [label, times, card],
                   api_visibility="private", concurrency_id="models")
-    return {"model": preset, "custom": custom, "top_k": top_k, "button": button,
+    return {"model": preset, "custom": custom, "top_k": top_k, "runtime": runtime, "button": button,
             "label": label, "card": card, "times": times, "explain": explain}
