@@ -58,3 +58,12 @@ class WeightsUnavailableError(ModelError):
 
 class InferenceError(ModelError):
     """A model failed while classifying an image."""
+
+
+# --- evaluation ---------------------------------------------------------------------------
+class DatasetError(DashboardError):
+    """A labelled dataset (folder, zip or CSV) cannot be used for an evaluation."""
+
+
+class ArchiveRefusedError(DatasetError):
+    """An uploaded archive breaks a safety rule (too many entries, too large, a bomb, bad names)."""

@@ -19,6 +19,8 @@ from dashboard.settings import Settings, resolve_settings
 if TYPE_CHECKING:
     from PIL import Image
 
+    from dashboard.evaluate.metrics import EvaluationReport
+
 ImageSource = Union[bytes, str, os.PathLike, "Image.Image"]
 
 
@@ -124,6 +126,16 @@ class ClassificationService:
             self._remember((digest, spec.key, top_k), result)
             results.append(result)
         return results
+
+    # --- evaluation on labelled images (dashboard/evaluate) -----------------------------------
+    def evaluate(self, source: str | os.PathLike, models: Sequence[str | Classifier], **options) -> EvaluationReport:
+        """Accuracy of 1-4 models (registry keys, or Classifier objects built by the caller) on a
+        labelled folder, .zip or CSV. Options: batch_size, limit, engine ("local" | "ray"),
+        address, progress (called with an evaluate.engine.Progress), cancel (a threading.Event,
+        checked after each batch), gallery_size. See dashboard.evaluate.runner.evaluate."""
+        from dashboard.evaluate.runner import evaluate
+
+        return evaluate(self, source, models, **options)
 
     def _recall(self, key: tuple) -> Classification | None:
         with self._results_lock:

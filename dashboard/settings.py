@@ -32,6 +32,13 @@ class Settings:
     workers: int = 1  # forward passes at once; torch threads are split between them
     max_batch_size: int = 8  # simultaneous requests for one model merged into one forward pass
     result_cache_size: int = 256  # identical repeats (same bytes, model, top-k) answered from memory
+    # Evaluation on labelled images (dashboard/evaluate): batches, and caps on an uploaded .zip
+    eval_batch_size: int = 16  # images per forward pass
+    eval_gallery_size: int = 24  # misclassified images shown as thumbnails
+    eval_max_archive_mb: float = 200.0  # the .zip itself (uploads are also capped by max_file_size_mb)
+    eval_max_entries: int = 10_000  # entries in a .zip
+    eval_max_uncompressed_mb: float = 1024.0  # declared uncompressed total of a .zip
+    eval_max_ratio: float = 100.0  # uncompressed / compressed, per entry and for the whole .zip
 
 
 def _parse(name: str, raw: str, default: Any) -> Any:
@@ -94,6 +101,12 @@ def _validate(s: Settings) -> None:
         "workers": s.workers >= 1,
         "max_batch_size": s.max_batch_size >= 1,
         "result_cache_size": s.result_cache_size >= 0,
+        "eval_batch_size": 1 <= s.eval_batch_size <= 1024,
+        "eval_gallery_size": 0 <= s.eval_gallery_size <= 200,
+        "eval_max_archive_mb": s.eval_max_archive_mb > 0,
+        "eval_max_entries": s.eval_max_entries > 0,
+        "eval_max_uncompressed_mb": s.eval_max_uncompressed_mb > 0,
+        "eval_max_ratio": s.eval_max_ratio >= 1,
     }
     bad = [name for name, ok in checks.items() if not ok]
     if bad:
