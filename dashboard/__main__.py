@@ -1,4 +1,4 @@
-"""Command line: ``python -m dashboard [serve|classify|download] ...`` (serve is the default)."""
+"""Command line: ``python -m dashboard [serve|classify|download|evaluate] ...`` (serve is the default)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dashboard.errors import DashboardError
 from dashboard.models.registry import DEFAULT_COMPARE_KEYS, list_keys
 from dashboard.settings import resolve_settings
 
-COMMANDS = ("serve", "classify", "download")
+COMMANDS = ("serve", "classify", "download", "evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +38,20 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("keys", nargs="*", metavar="KEY",
                           help=f"models to fetch (default: {' '.join(DEFAULT_COMPARE_KEYS)})")
     download.add_argument("--all", action="store_true", help="every built-in model")
+
+    evaluate = sub.add_parser("evaluate", help="accuracy and speed on a labelled folder, .zip or CSV")
+    evaluate.add_argument("dataset", metavar="DIR|ZIP|CSV",
+                          help="one subfolder per class (ImageFolder), a .zip of it, or a CSV of filename,label")
+    evaluate.add_argument("--model", dest="models", action="append", metavar="KEY",
+                          help=f"model key or Hub id; repeat for up to 4 (default {DEFAULT_COMPARE_KEYS[0]})")
+    evaluate.add_argument("--batch-size", type=int, help="images per forward pass (default 16)")
+    evaluate.add_argument("--limit", type=int, help="evaluate only the first N images")
+    evaluate.add_argument("--out", metavar="results.csv", help="write one row per image and model to this CSV")
+    evaluate.add_argument("--json", action="store_true", help="print the full report as JSON")
+    evaluate.add_argument("--engine", choices=("local", "ray"), default="local",
+                          help="local (default) or ray (Ray Data; a local Ray instance unless --address)")
+    evaluate.add_argument("--address", help="Ray cluster address, e.g. ray://head:10001 or auto")
+    evaluate.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
     return parser
 
 
@@ -49,7 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per HTTP request otherwise
     try:
-        return {"serve": _serve, "classify": _classify, "download": _download}[args.command](args)
+        return {"serve": _serve, "classify": _classify, "download": _download,
+                "evaluate": _evaluate}[args.command](args)
     except (DashboardError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -125,6 +140,12 @@ def _download(args: argparse.Namespace) -> int:
             continue
         print(f"ok: {key}")
     return 1 if failures else 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from dashboard.evaluate.cli import run_evaluate
+
+    return run_evaluate(args)
 
 
 if __name__ == "__main__":

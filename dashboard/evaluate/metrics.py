@@ -149,8 +149,7 @@ class EvaluationReport:
         """One row per class: its images, then each model's top-1 accuracy (%) on it."""
         import pandas as pd
 
-        classes = sorted({c for m in self.models for c in m.per_class} | {c for m in self.models
-                                                                          for c in m.unmatched_classes})
+        classes = sorted({c for m in self.models for c in m.per_class})  # unmatched ones are listed apart
         columns = ["class", "images", *(f"top-1 % {m.key}" for m in self.models)]
         rows = []
         for cls in classes:
@@ -229,7 +228,7 @@ class Tally:
         for i, (side, top, t) in enumerate(zip(self.models, tops, ms)):
             self._ms[i].append(t)
             predicted = side.label(int(top[0]))
-            top1_labels.append(normalise(predicted))
+            top1_labels.append(normalise(predicted.split(",")[0]))  # models may word synonyms apart
             truth = side.matching.index_of.get(true_class)
             if truth is None:
                 self._unmatched_images[i] += 1
