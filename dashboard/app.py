@@ -13,6 +13,7 @@ from dashboard.handlers import Handlers
 from dashboard.service import ClassificationService
 from dashboard.settings import Settings, resolve_settings
 from dashboard.tabs import compare as compare_tab
+from dashboard.tabs import evaluate as evaluate_tab
 from dashboard.tabs import resnet as resnet_tab
 from dashboard.tabs import vit as vit_tab
 from dashboard.tabs.common import RawImage
@@ -94,6 +95,8 @@ def build_demo(settings: Settings | None = None, service: ClassificationService 
                 vit_tab.build_tab(image, handlers, settings.allow_custom_models)
             with gr.Tab("Compare", id="compare"):
                 compare_tab.build_tab(image, handlers)
+            with gr.Tab("Evaluate", id="evaluate"):
+                evaluate_tab.build_tab(handlers)
     # Model events share one concurrency group; requests that overlap are merged into one
     # forward pass by the service, so the group admits a full batch per forward slot.
     demo.queue(max_size=settings.queue_max_size,

@@ -90,9 +90,18 @@ class Dataset:
         self.close()
 
 
-def open_dataset(path: str | os.PathLike, limits: ArchiveLimits | None = None) -> Dataset:
-    """A folder (ImageFolder layout), a .csv of filename,label, or a .zip of either."""
+def open_dataset(path: str | os.PathLike, limits: ArchiveLimits | None = None, *, archive_only: bool = False
+                 ) -> Dataset:
+    """A folder (ImageFolder layout), a .csv of filename,label, or a .zip of either.
+
+    ``archive_only`` (uploads): only a zip is accepted, whatever its name, so that no upload can
+    make the server read files by names it chose."""
     path = Path(path)
+    if archive_only:
+        if not path.is_file() or not zipfile.is_zipfile(path):
+            raise DatasetError("Upload a .zip file: one folder per class (cat/1.jpg, dog/2.jpg ...), "
+                               "or the images with a CSV file of filename,label rows.")
+        return read_zip(path, limits or ArchiveLimits())
     if path.is_dir():
         return read_folder(path)
     if not path.is_file():
@@ -275,7 +284,7 @@ def _non_empty(dataset: Dataset) -> Dataset:
 
 
 def _mb(n: int) -> str:
-    return f"{n / 2**20:,.1f} MB"
+    return f"{n / 2**20:,.1f} MB" if n >= 2**20 else f"{n / 2**10:,.0f} KB"
 
 
 def _shown(name: str, limit: int = 60) -> str:

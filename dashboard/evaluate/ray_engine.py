@@ -35,22 +35,16 @@ LOCAL_CPUS = 2  # a local instance stays small: the machine is shared with the a
 _EMPTY = np.zeros((1, 1, 3), np.uint8)
 
 
-class Decode:
+def decode(row: dict[str, Any], max_pixels: int) -> dict[str, Any]:
     """Ray Data ``map``: read one file and decode it with dashboard.images (errors kept as text)."""
-
-    def __init__(self, max_pixels: int) -> None:
-        self.max_pixels = max_pixels
-
-    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        try:
-            data = Path(row["ref"]).read_bytes()
-            image = load_image(data, max_pixels=self.max_pixels, filename=row["name"],
-                               max_aspect_ratio=MAX_ASPECT_RATIO).image
-            return {**row, "image": np.asarray(image), "error": ""}
-        except OSError:
-            return {**row, "image": _EMPTY, "error": "The file could not be read."}
-        except ImageInputError as exc:
-            return {**row, "image": _EMPTY, "error": str(exc)}
+    try:
+        data = Path(row["ref"]).read_bytes()
+        image = load_image(data, max_pixels=max_pixels, filename=row["name"], max_aspect_ratio=MAX_ASPECT_RATIO).image
+        return {**row, "image": np.asarray(image), "error": ""}
+    except OSError:
+        return {**row, "image": _EMPTY, "error": "The file could not be read."}
+    except ImageInputError as exc:
+        return {**row, "image": _EMPTY, "error": str(exc)}
 
 
 class ModelActor:
@@ -96,8 +90,9 @@ def run_ray(dataset: Dataset, factories: Sequence[Callable[[], Classifier]], cla
         cpus = int(ray.cluster_resources().get("CPU", 1))
         actors = actors or (gpus if gpus else max(1, cpus // 2))
         items = [{"name": e.name, "label": e.label, "ref": e.ref} for e in entries]
-        ds = (ray.data.from_items(items)
-              .map(Decode, fn_constructor_args=(max_pixels,), concurrency=max(1, cpus - actors))
+        blocks = max(1, min(len(items) // (4 * batch_size), 50 * cpus))  # not one task per few images
+        ds = (ray.data.from_items(items, override_num_blocks=blocks)
+              .map(decode, fn_kwargs={"max_pixels": max_pixels})
               .map_batches(ModelActor, fn_constructor_args=(list(factories),), batch_size=batch_size,
                            batch_format="numpy", concurrency=actors, num_gpus=1 if gpus else 0,
                            num_cpus=1))

@@ -58,7 +58,10 @@ def archive_limits(settings: Settings) -> ArchiveLimits:
 def evaluate(service: ClassificationService, source: str | os.PathLike, models: Sequence[ModelRef], *,
              batch_size: int | None = None, limit: int | None = None, engine: str = "local",
              address: str | None = None, progress: ProgressFn | None = None,
-             cancel: threading.Event | None = None, gallery_size: int | None = None) -> EvaluationReport:
+             cancel: threading.Event | None = None, gallery_size: int | None = None,
+             upload: bool = False) -> EvaluationReport:
+    """``upload``: the dataset came from a visitor, so only a .zip is accepted (never a folder or
+    a CSV naming files on the server)."""
     settings = service.settings
     batch_size = settings.eval_batch_size if batch_size is None else int(batch_size)
     gallery_size = settings.eval_gallery_size if gallery_size is None else int(gallery_size)
@@ -72,7 +75,7 @@ def evaluate(service: ClassificationService, source: str | os.PathLike, models: 
     if not 1 <= len(refs) <= MAX_MODELS:
         raise DatasetError(f"Choose between 1 and {MAX_MODELS} models to evaluate (you chose {len(refs)}).")
     classifiers = [service.model(m)[0] if isinstance(m, str) else m for m in refs]
-    with open_dataset(source, archive_limits(settings)) as dataset:
+    with open_dataset(source, archive_limits(settings), archive_only=upload) as dataset:
         if engine == "local":
             report = run_local(dataset, classifiers, batch_size=batch_size, max_pixels=settings.max_pixels,
                                limit=limit, progress=progress, cancel=cancel)
