@@ -46,3 +46,24 @@ def test_over_the_cap_and_not_a_zip_get_clear_messages(launch_app, labelled_zip,
                            api_name="/evaluate")
     with app_error("Choose between 1 and 4 models"):
         app.client.predict(upload("photos.zip", b"PK"), [], api_name="/evaluate")
+
+
+def test_cancel_stops_the_run_after_the_batch_in_progress(launch_app, tmp_path):
+    import time
+
+    from gradio_client import handle_file
+
+    # 100 images in batches of 2 through resnet18: seconds of work even on a fast machine
+    folder = evalkit.labelled_folder(tmp_path / "photos", per_class=25, names=CLASSES)
+    archive = evalkit.zip_folder(folder, tmp_path / "photos.zip")
+    app = launch_app(eval_batch_size=2)
+    job = app.client.submit(handle_file(str(archive)), ["resnet18"], api_name="/evaluate")
+    deadline = time.monotonic() + 120
+    while not any("Evaluating" in (p.desc or "") for p in (job.status().progress_data or [])):
+        assert time.monotonic() < deadline and not job.done(), "the run never reported progress"
+        time.sleep(0.05)
+    app.client.predict(api_name="/cancel_evaluation")  # the same client: the same session
+    status = job.result(timeout=120)[0]
+    assert "Cancelled" in status
+    evaluated = int(status.split("**")[1].split()[0])
+    assert 2 <= evaluated < 100 and evaluated % 2 == 0  # whole batches only, not the whole set
