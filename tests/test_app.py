@@ -16,7 +16,7 @@ def _rows(table: dict) -> pd.DataFrame:
 
 def test_endpoints_have_stable_api_names(client):
     named = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
-    assert set(named) == {"/classify_resnet", "/classify_vit", "/compare"}
+    assert set(named) == {"/classify_resnet", "/classify_vit", "/compare", "/evaluate", "/cancel_evaluation"}
 
 
 def test_classify_resnet_returns_label_times_and_card(client, photo):

@@ -285,3 +285,11 @@ def test_bad_options_are_refused(eval_service, colour_model, folder):
     with pytest.raises(ValueError, match="limit"):
         eval_service.evaluate(folder, [colour_model], limit=0)
     assert os.path.isdir(folder)
+
+
+def test_evaluation_settings_resolve_and_validate():
+    s = resolve_settings(env={"DASHBOARD_EVAL_BATCH_SIZE": "32", "DASHBOARD_EVAL_MAX_RATIO": "50"})
+    assert (s.eval_batch_size, s.eval_max_ratio, s.eval_max_entries) == (32, 50.0, 10_000)
+    for bad in ({"eval_batch_size": 0}, {"eval_max_ratio": 0.5}, {"eval_max_entries": 0}):
+        with pytest.raises(ValueError, match="invalid setting"):
+            resolve_settings(env={}, **bad)
