@@ -74,16 +74,16 @@ def evaluate(service: ClassificationService, source: str | os.PathLike, models: 
     refs = list({(m if isinstance(m, str) else id(m)): m for m in models}.values())  # drop repeats
     if not 1 <= len(refs) <= MAX_MODELS:
         raise DatasetError(f"Choose between 1 and {MAX_MODELS} models to evaluate (you chose {len(refs)}).")
-    classifiers = [service.model(m)[0] if isinstance(m, str) else m for m in refs]
-    with open_dataset(source, archive_limits(settings), archive_only=upload) as dataset:
+    specs = [service.spec(m) if isinstance(m, str) else None for m in refs]  # unknown keys fail first
+    with open_dataset(source, archive_limits(settings), archive_only=upload) as dataset:  # then the data
+        classifiers = [service.model(spec.key)[0] if spec else m for spec, m in zip(specs, refs)]
         if engine == "local":
             report = run_local(dataset, classifiers, batch_size=batch_size, max_pixels=settings.max_pixels,
                                limit=limit, progress=progress, cancel=cancel)
         else:
             from dashboard.evaluate.ray_engine import run_ray
 
-            factories = [KeyModel(service.spec(m).key, settings) if isinstance(m, str) else GivenModel(m)
-                         for m in refs]
+            factories = [KeyModel(spec.key, settings) if spec else GivenModel(m) for spec, m in zip(specs, refs)]
             report = run_ray(dataset, factories, classifiers, batch_size=batch_size,
                              max_pixels=settings.max_pixels, limit=limit, address=address,
                              progress=progress, cancel=cancel)
