@@ -129,6 +129,13 @@ def test_zip_upload_gives_the_same_answers_as_the_folder(eval_service, colour_mo
     assert report.gallery[0].name == "blue/0000.png"
 
 
+def test_entries_name_absolute_files_whatever_the_path_given(folder, monkeypatch):
+    monkeypatch.chdir(folder.parent)
+    dataset = open_dataset(folder.name)
+    assert len(dataset.entries) == 40 and all(os.path.isabs(e.ref) for e in dataset.entries)
+    assert dataset.entries[0].name == "blue/0000.png" and dataset.classes == tuple(sorted(evalkit.COLOURS))
+
+
 def test_csv_of_filename_label(eval_service, colour_model, folder):
     # file names are relative to the CSV's folder; the header row is optional
     rows = [f"{folder.name}/{c}/{i:04d}.png,{c}" for c in evalkit.COLOURS for i in range(10)]

@@ -96,7 +96,7 @@ def open_dataset(path: str | os.PathLike, limits: ArchiveLimits | None = None, *
 
     ``archive_only`` (uploads): only a zip is accepted, whatever its name, so that no upload can
     make the server read files by names it chose."""
-    path = Path(path)
+    path = Path(path).absolute()  # entries name files that Ray workers (another cwd) must find
     if archive_only:
         if not path.is_file() or not zipfile.is_zipfile(path):
             raise DatasetError("Upload a .zip file: one folder per class (cat/1.jpg, dog/2.jpg ...), "
