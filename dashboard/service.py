@@ -132,7 +132,8 @@ class ClassificationService:
         """Accuracy of 1-4 models (registry keys, or Classifier objects built by the caller) on a
         labelled folder, .zip or CSV. Options: batch_size, limit, engine ("local" | "ray"),
         address, progress (called with an evaluate.engine.Progress), cancel (a threading.Event,
-        checked after each batch), gallery_size. See dashboard.evaluate.runner.evaluate."""
+        checked after each batch), gallery_size, upload (True: a visitor's file, only a .zip is
+        accepted). See dashboard.evaluate.runner.evaluate."""
         from dashboard.evaluate.runner import evaluate
 
         return evaluate(self, source, models, **options)
