@@ -67,16 +67,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "evaluate": _evaluate}[args.command](args)
     except (DashboardError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if getattr(exc, "detail", None):  # the operator may see server paths
+            print(f"  ({exc.detail})", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from dashboard.app import serve
-
     settings = resolve_settings(host=args.host, port=args.port, share=args.share,
                                 device=args.device, preload=args.preload)
+    from dashboard.app import serve  # after the settings: a bad one fails before gradio loads
+
     serve(settings)
     return 0
 
@@ -85,7 +87,7 @@ def _classify(args: argparse.Namespace) -> int:
     from dashboard.service import ClassificationService
 
     settings = resolve_settings(device=args.device, top_k=args.top_k)
-    service = ClassificationService(settings)
+    service = ClassificationService(settings, origin="cli")  # local directories allowed here
     keys = args.models or [DEFAULT_COMPARE_KEYS[0]]
     records = []
     for image in args.images:
@@ -126,7 +128,7 @@ def _download(args: argparse.Namespace) -> int:
     from dashboard.models import torchvision_backend, transformers_backend
     from dashboard.service import ClassificationService
 
-    service = ClassificationService(resolve_settings())
+    service = ClassificationService(resolve_settings(), origin="cli")
     keys = list_keys() if args.all else (args.keys or list(DEFAULT_COMPARE_KEYS))
     failures = 0
     for key in keys:
@@ -137,6 +139,8 @@ def _download(args: argparse.Namespace) -> int:
         except DashboardError as exc:
             failures += 1
             print(f"error: {exc}", file=sys.stderr)
+            if exc.detail:
+                print(f"  ({exc.detail})", file=sys.stderr)
             continue
         print(f"ok: {key}")
     return 1 if failures else 0

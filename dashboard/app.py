@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -84,6 +85,7 @@ def build_demo(settings: Settings | None = None, service: ClassificationService 
         gr.Markdown(INTRO)
         image = RawImage(label="Image", type="filepath", sources=["upload", "webcam", "clipboard"],
                          height=320, elem_id="shared-image")
+        image.max_bytes = max_file_bytes(settings)  # data: URLs sent through the API are capped too
         # No fn: clicking an example only fills the image, so nothing is cached or run at start-up.
         gr.Examples(examples=[[p] for p in example_images()], inputs=[image], label="Examples",
                     examples_per_page=8, cache_examples=False)
@@ -105,24 +107,76 @@ def build_demo(settings: Settings | None = None, service: ClassificationService 
     return demo
 
 
+def max_file_bytes(settings: Settings) -> int:
+    return int(settings.max_file_size_mb * 2**20)
+
+
 def launch_kwargs(settings: Settings) -> dict:
     """The hardened launch options shared by the CLI, the Space entry and the tests."""
+    from starlette.middleware import Middleware
+
+    from dashboard.http_limits import BodySizeLimit, body_cap
+
     return dict(
         server_name=settings.host,
         server_port=settings.port,
         share=settings.share,
-        max_file_size=int(settings.max_file_size_mb * 2**20),
+        max_file_size=max_file_bytes(settings),
         show_error=False,  # curated gr.Error messages only
         allowed_paths=[],
         footer_links=["api", "gradio"],
+        # the upload cap holds on every route: JSON bodies (base64 data: URLs) are capped too
+        app_kwargs={"middleware": [Middleware(BodySizeLimit, max_body=body_cap(max_file_bytes(settings)))]},
     )
+
+
+def check_address(settings: Settings) -> None:
+    """Fail fast, in one line, when the address cannot be listened on (gradio would print a
+    traceback or a misleading "Cannot find empty port")."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM)
+    except OSError:
+        raise ValueError(f"cannot listen on host {settings.host!r}: no such address on this machine") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ValueError(f"port {settings.port} on {settings.host} is already in use "
+                                 "(choose another with --port or DASHBOARD_PORT)") from None
+            raise ValueError(f"cannot listen on {settings.host}:{settings.port} ({exc.strerror})") from None
 
 
 def serve(settings: Settings | None = None) -> None:
     """Build, preload what was asked for, and serve until interrupted."""
     settings = settings or resolve_settings()
+    if settings.port:
+        check_address(settings)
     demo = build_demo(settings)
+    problem = demo.service.check_device()  # type: ignore[attr-defined]
+    if problem:
+        log.error("DASHBOARD_DEVICE=%s: %s; visitors are told so until it is fixed",
+                  settings.device, problem)
     if settings.preload:
         for key, info in demo.service.preload(settings.preload).items():  # type: ignore[attr-defined]
             log.info("preloaded %s (%s)", key, info.describe())
     demo.launch(**launch_kwargs(settings))
+
+
+def main() -> int:
+    """The Space entry (app.py): a configuration error is one line and exit status 1."""
+    import sys
+
+    from dashboard.errors import DashboardError
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        serve()
+    except (DashboardError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0

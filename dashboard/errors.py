@@ -4,7 +4,15 @@ from __future__ import annotations
 
 
 class DashboardError(Exception):
-    """Base class: the message is meant to be shown to a person as it is."""
+    """Base class: the message is meant to be shown to a person as it is.
+
+    ``detail`` is for the operator only (server paths, library errors): the server log and the
+    command line print it, the browser never sees it.
+    """
+
+    def __init__(self, *args: object, detail: str | None = None) -> None:
+        super().__init__(*args)
+        self.detail = detail
 
 
 # --- images -------------------------------------------------------------------------------
@@ -54,6 +62,18 @@ class NotAnImageClassifierError(ModelRefusedError):
 
 class WeightsUnavailableError(ModelError):
     """Weights are missing from the cache and could not be fetched, or are corrupt."""
+
+
+class ModelBusyError(ModelError):
+    """Every slot for checking and loading custom models is taken: try again shortly."""
+
+
+class DeviceUnavailableError(ModelError):
+    """The configured device (e.g. cuda) does not exist on this machine."""
+
+
+class InvalidRequestError(DashboardError):
+    """A request parameter (top-k, the model choice) that is not what the form allows."""
 
 
 class InferenceError(ModelError):

@@ -11,6 +11,7 @@ import functools
 import html
 import logging
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
@@ -37,6 +38,8 @@ def user_errors(fn: F) -> F:
         except gr.Error:
             raise
         except DashboardError as exc:
+            if exc.detail:  # server paths and library errors: for the operator, never the browser
+                log.warning("%s: %s (%s)", fn.__name__, exc, exc.detail)
             # messages may quote user text (a model id); the browser renders them as HTML
             raise gr.Error(html.escape(str(exc), quote=False), print_exception=False) from None
         except Exception:
@@ -50,15 +53,46 @@ def user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+# Markdown punctuation that can start code, emphasis, links, tables or HTML; "_" only at a word's
+# edge (inside a word, as in ResNet18_Weights, it is literal in CommonMark).
+_MARKDOWN_SPECIAL = re.compile(r"[\\`*\[\]|~]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+
+
+def md_text(text: object) -> str:
+    """User-controlled text (a model id, a label, a folder name) made inert inside Markdown:
+    HTML-escaped (<, >, &, quotes), then Markdown punctuation backslash-escaped."""
+    return _MARKDOWN_SPECIAL.sub(lambda m: "\\" + m.group(0), html.escape(str(text), quote=True))
+
+
+def describe_load(result: Classification) -> str:
+    load = result.load
+    if result.repeated:
+        return "answered from the result cache"
+    if load.waited_ms > 0:
+        return f"waited {load.waited_ms / 1e3:.1f} s for another request's load of this model"
+    return "model cached" if load.cached else f"loaded in {load.load_ms / 1e3:.1f} s (first use)"
+
+
 def model_card(result: Classification) -> str:
     """The one-line model card: parameters, input size, weights id, and how it was loaded."""
     info = result.info
     h, w = info.input_size
-    load = "answered from the result cache" if result.repeated else (
-        "model cached" if result.load.cached else f"loaded in {result.load.load_ms / 1e3:.1f} s (first use)"
-    )
-    return (f"**{info.display_name}** · {info.num_params / 1e6:.1f}M parameters · input {h}×{w} · "
-            f"{info.num_classes} classes · weights `{info.weights_id}` · {result.prediction.device} · {load}")
+    return (f"**{md_text(info.display_name)}** · {info.num_params / 1e6:.1f}M parameters · input {h}×{w} · "
+            f"{info.num_classes} classes · weights {md_text(info.weights_id)} · "
+            f"{md_text(result.prediction.device)} · {describe_load(result)}")
+
+
+def describe_choice(chosen: Sequence[object]) -> str:
+    """What was chosen, in words: "resnet18 four times", "nothing", "resnet18"."""
+    if not chosen:
+        return "nothing"
+    names = [html.escape(str(key)[:60]) for key in chosen[:MAX_COMPARE * 2]]
+    distinct = list(dict.fromkeys(names))
+    if len(distinct) == 1 and len(chosen) > 1:
+        times = {2: "twice", 3: "three times", 4: "four times"}.get(len(chosen), f"{len(chosen)} times")
+        return f"only {distinct[0]}, {times}"
+    more = f" and {len(chosen) - len(names)} more" if len(chosen) > len(names) else ""
+    return ", ".join(distinct) + more
 
 
 class Handlers:
@@ -79,7 +113,7 @@ class Handlers:
         if image is None:
             raise EmptyImageError("Upload an image first (or pick one of the examples).")
         self._announce_load(keys, progress)
-        return self.service.compare_models(image, keys, int(top_k))
+        return self.service.compare_models(image, keys, top_k)
 
     def classify(self, image: str | None, key: str, top_k: float, progress: gr.Progress):
         """One model: (label values, latency table, model card)."""
@@ -92,10 +126,11 @@ class Handlers:
         """2-4 models: a Label per slot, latency, agreement, chart data and the CSV file."""
         from dashboard.compare import agreement_table, latency_chart_data, latency_table
 
-        keys = list(dict.fromkeys(keys or []))
+        chosen = list(keys or [])
+        keys = list(dict.fromkeys(chosen))
         if not 2 <= len(keys) <= MAX_COMPARE:
-            raise gr.Error(f"Choose between 2 and {MAX_COMPARE} models to compare (you chose {len(keys)}).",
-                           print_exception=False)
+            raise gr.Error(f"Choose between 2 and {MAX_COMPARE} different models to compare "
+                           f"(you chose {describe_choice(chosen)}).", print_exception=False)
         results = self._run(image, keys, top_k, progress)
         labels = [gr.update(value=r.prediction.label_dict(), label=r.info.display_name, visible=True)
                   for r in results]

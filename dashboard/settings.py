@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +14,9 @@ from typing import Any
 ENV_PREFIX = "DASHBOARD_"
 # Variables read besides DASHBOARD_<FIELD> (Spaces set these two).
 ENV_ALIASES = {"host": ("GRADIO_SERVER_NAME",), "port": ("GRADIO_SERVER_PORT",)}
+# Devices torch knows by these names; whether one is present is checked at start-up (service).
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d{1,2})?|xpu(:\d{1,2})?)$")
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,9 @@ class Settings:
     workers: int = 1  # forward passes at once; torch threads are split between them
     max_batch_size: int = 8  # simultaneous requests for one model merged into one forward pass
     result_cache_size: int = 256  # identical repeats (same bytes, model, top-k) answered from memory
+    result_cache_mb: int = 64  # ... and the memory those cached results may hold at most
+    local_model_dirs: tuple[str, ...] = ()  # checkpoint folders visitors may pick as local:<folder name>
+    custom_model_slots: int = 1  # custom models checked/loaded at once; more are told "busy"
     # Evaluation on labelled images (dashboard/evaluate): batches, and caps on an uploaded .zip
     eval_batch_size: int = 16  # images per forward pass
     eval_gallery_size: int = 24  # misclassified images shown as thumbnails
@@ -84,6 +93,9 @@ def resolve_settings(env: Mapping[str, str] | None = None, **explicit: Any) -> S
         if isinstance(default, tuple):
             value = tuple(value)
         values[f.name] = value
+    if "allow_custom_models" not in values and env.get("SPACE_ID"):
+        # On a Hugging Face Space free-form ids are off unless the operator turns them on.
+        values["allow_custom_models"] = False
     settings = Settings(**values)
     _validate(settings)
     return settings
@@ -94,13 +106,17 @@ def _validate(s: Settings) -> None:
         "port": 0 <= s.port <= 65535,
         "top_k": 1 <= s.top_k <= 10,
         "max_pixels": s.max_pixels > 0,
-        "max_file_size_mb": s.max_file_size_mb > 0,
+        "max_file_size_mb": math.isfinite(s.max_file_size_mb) and 0 < s.max_file_size_mb <= 10_240,
+        "device": bool(DEVICE_PATTERN.match(s.device)),
+        "host": _valid_host(s.host),
         "memory_budget_mb": s.memory_budget_mb > 0,
         "max_model_params": s.max_model_params > 0,
         "queue_max_size": s.queue_max_size > 0,
         "workers": s.workers >= 1,
         "max_batch_size": s.max_batch_size >= 1,
         "result_cache_size": s.result_cache_size >= 0,
+        "result_cache_mb": s.result_cache_mb >= 0,
+        "custom_model_slots": s.custom_model_slots >= 1,
         "eval_batch_size": 1 <= s.eval_batch_size <= 1024,
         "eval_gallery_size": 0 <= s.eval_gallery_size <= 200,
         "eval_max_archive_mb": s.eval_max_archive_mb > 0,
@@ -110,4 +126,17 @@ def _validate(s: Settings) -> None:
     }
     bad = [name for name, ok in checks.items() if not ok]
     if bad:
-        raise ValueError(f"invalid setting(s): {', '.join(f'{n}={getattr(s, n)!r}' for n in bad)}")
+        raise ValueError(f"invalid setting(s): {', '.join(f'{n}={getattr(s, n)!r}' for n in bad)}"
+                         + (" (device: auto, cpu, cuda, cuda:N, mps or xpu)" if "device" in bad else ""))
+
+
+def _valid_host(host: str) -> bool:
+    """An IP address, or a host name; dotted numbers must be a real IPv4 address (999.1.1.1 is not)."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    if re.fullmatch(r"[\d.]+", host):
+        return False
+    return bool(_HOSTNAME.match(host))

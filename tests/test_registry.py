@@ -39,7 +39,7 @@ def test_unknown_key_names_the_valid_ones():
 def test_resolve_custom_hub_id_and_directory(tmp_path):
     spec = registry.resolve_spec("microsoft/resnet-50")
     assert (spec.backend, spec.source, spec.builtin) == ("transformers", "microsoft/resnet-50", False)
-    local = registry.resolve_spec(str(tmp_path))
+    local = registry.resolve_spec(str(tmp_path), origin="cli")  # directories: the command line only
     assert local.backend == "transformers" and local.weights == "local"
 
 

@@ -73,6 +73,8 @@ class BatchRunner:
                 jobs = [queue.popleft() for _ in range(min(len(queue), self._max_batch))]
             for group in _compatible_groups(jobs):
                 self._execute(group)
+            # The jobs hold their classifier: an idle worker must not keep an evicted model alive.
+            jobs = group = None  # type: ignore[assignment]
 
     def _execute(self, jobs: list[_Job]) -> None:
         import torch

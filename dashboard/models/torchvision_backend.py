@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from urllib.parse import urlparse
@@ -9,6 +10,8 @@ from urllib.parse import urlparse
 from dashboard.errors import WeightsUnavailableError
 from dashboard.models.classifier import Classifier, ModelInfo
 from dashboard.models.registry import ModelSpec
+
+log = logging.getLogger(__name__)
 
 
 def weights_for(spec: ModelSpec):  # -> torchvision.models.WeightsEnum
@@ -49,10 +52,12 @@ def load(spec: ModelSpec, device: str) -> Classifier:
     try:
         model = tvm.get_model(spec.source, weights=weights)
     except Exception as exc:  # truncated or foreign file: torch.load / load_state_dict fail
+        log.warning("weights of %s at %s: %s: %s", spec.key, path, type(exc).__name__, exc)
         raise WeightsUnavailableError(
-            f"The weights file for {spec.display_name} at {path} is damaged or does not match "
-            f"the model ({type(exc).__name__}). Delete it and run `python -m dashboard download "
-            f"{spec.key}` to fetch it again."
+            f"The weights file for {spec.display_name} at this server's torch cache is damaged or "
+            f"does not match the model ({type(exc).__name__}). Ask the operator to delete it and "
+            f"run `python -m dashboard download {spec.key}` to fetch it again.",
+            detail=f"weights file: {path}",
         ) from exc
     torch_device = torch.device(device)
     model = model.eval().to(torch_device)
@@ -80,9 +85,12 @@ def _state_bytes(model) -> int:
 
 
 def _unavailable(spec: ModelSpec, path: Path, exc: BaseException) -> WeightsUnavailableError:
+    reason = getattr(exc, "reason", None)
+    log.warning("weights of %s not in %s: %s", spec.key, path, exc)
     return WeightsUnavailableError(
-        f"Weights for {spec.display_name} are not in the torch cache ({path}) and could not be "
-        f"downloaded ({getattr(exc, 'reason', exc)}). On a machine with network, run "
-        f"`python -m dashboard download {spec.key}` with the same TORCH_HOME, or copy the file "
-        "there."
+        f"Weights for {spec.display_name} are not in the torch cache of this server and could not "
+        f"be downloaded ({reason if isinstance(reason, str) else type(exc).__name__}). Ask the "
+        f"operator to run `python -m dashboard download {spec.key}` on a machine with network "
+        "(with the same TORCH_HOME), or to copy the file there.",
+        detail=f"expected weights file: {path}",
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import html
 import os
 import tempfile
 
@@ -11,6 +12,7 @@ import gradio as gr
 from gradio.data_classes import ImageData
 
 from dashboard.compare import LATENCY_COLUMNS
+from dashboard.models.registry import SHOWN_PREFIX
 
 
 class RawImage(gr.Image):
@@ -22,14 +24,21 @@ class RawImage(gr.Image):
     """
 
     is_template = True  # rendered by the front end's own Image component
+    max_bytes: int | None = None  # the upload cap, set by the app; also applied to data: URLs
 
     def preprocess(self, payload: ImageData | None) -> str | None:
         if payload is None:
             return None
         if payload.url and payload.url.startswith("data:"):  # base64 from an API client
+            encoded = payload.url.split(",", 1)[1] if "," in payload.url else ""
+            # checked from the encoded length, before anything is decoded or written
+            if self.max_bytes is not None and len(encoded) // 4 * 3 > self.max_bytes:
+                raise gr.Error(
+                    f"The image is larger than this server accepts ({self.max_bytes / 2**20:g} MB at "
+                    "most). Send a smaller file.", print_exception=False)
             try:
-                data = base64.b64decode(payload.url.split(",", 1)[1], validate=False)
-            except (IndexError, binascii.Error):
+                data = base64.b64decode(encoded, validate=False)
+            except (IndexError, binascii.Error, ValueError):
                 raise gr.Error("The image data sent could not be read.", print_exception=False) from None
             fd, path = tempfile.mkstemp(dir=self.GRADIO_CACHE, suffix=".upload")
             with os.fdopen(fd, "wb") as f:
@@ -46,6 +55,57 @@ def model_outputs(prefix: str) -> tuple[gr.Label, gr.Markdown, gr.Dataframe]:
     times = gr.Dataframe(headers=list(LATENCY_COLUMNS), label="Latency per stage (ms)",
                          interactive=False, elem_id=f"{prefix}-times")
     return label, card, times
+
+
+class TopKSlider(gr.Slider):
+    """The top-k slider, checked on the server: gr.Slider would round 2.5 to 2 silently and
+    answer "abc" with a generic error. Whole numbers from minimum to maximum only."""
+
+    is_template = True  # rendered by the front end's own Slider component
+
+    def preprocess(self, payload: float | None) -> int:
+        if isinstance(payload, bool) or not isinstance(payload, (int, float)) or payload != payload:
+            raise gr.Error(f"Top-k must be a whole number from {self.minimum:g} to {self.maximum:g}; "
+                           f"{html.escape(str(payload)[:20])!r} is not a number.", print_exception=False)
+        if isinstance(payload, float) and not payload.is_integer() or not self.minimum <= payload <= self.maximum:
+            raise gr.Error(f"Top-k must be a whole number from {self.minimum:g} to {self.maximum:g}, "
+                           f"not {payload:g}.", print_exception=False)
+        return int(payload)
+
+
+def _not_a_choice(value: object, choices: list) -> gr.Error:
+    text = str(value)
+    prefix = text[:SHOWN_PREFIX] + ("…" if len(text) > SHOWN_PREFIX else "")
+    return gr.Error(f"Unknown model: {html.escape(prefix)} is not in the list of choices "
+                    f"({', '.join(str(c) for c in choices)}).", print_exception=False)
+
+
+class ModelDropdown(gr.Dropdown):
+    """A model menu whose refusal quotes a short, escaped prefix of what was sent: gr.Dropdown
+    echoes the whole value (a million characters, HTML included) into its error."""
+
+    is_template = True  # rendered by the front end's own Dropdown component
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except gr.Error:
+            raise _not_a_choice(payload, [value for _, value in self.choices]) from None
+
+
+class ModelChoices(gr.CheckboxGroup):
+    """The Compare tab's model choice, with the same short refusal as ModelDropdown."""
+
+    is_template = True  # rendered by the front end's own CheckboxGroup component
+
+    def preprocess(self, payload):
+        if not isinstance(payload, list):
+            raise gr.Error("Choose the models to compare from the list.", print_exception=False)
+        choices = [value for _, value in self.choices]
+        for value in payload:
+            if value not in choices:
+                raise _not_a_choice(value, choices)
+        return super().preprocess(payload)
 
 
 TOP_K = dict(minimum=1, maximum=10, step=1, value=3, label="Top-k")

@@ -7,17 +7,17 @@ import gradio as gr
 from dashboard.compare import AGREEMENT_COLUMNS, LATENCY_COLUMNS
 from dashboard.handlers import MAX_COMPARE, Handlers, user_errors
 from dashboard.models.registry import DEFAULT_COMPARE_KEYS, list_models
-from dashboard.tabs.common import TOP_K
+from dashboard.tabs.common import TOP_K, ModelChoices, TopKSlider
 
 
 def build_tab(image: gr.Image, handlers: Handlers) -> dict[str, gr.components.Component]:
     """Model choice, Labels side by side, latency and agreement tables, a chart and a CSV."""
     with gr.Row():
-        models = gr.CheckboxGroup(
+        models = ModelChoices(
             choices=[(s.display_name, s.key) for s in list_models()], value=list(DEFAULT_COMPARE_KEYS),
             label=f"Models (2 to {MAX_COMPARE})", elem_id="compare-models",
         )
-        top_k = gr.Slider(**TOP_K, elem_id="compare-topk")
+        top_k = TopKSlider(**TOP_K, elem_id="compare-topk")
     button = gr.Button("Compare", variant="primary", elem_id="compare-run")
     with gr.Row():
         labels = [gr.Label(num_top_classes=10, visible=i < 2, elem_id=f"compare-label-{i}")

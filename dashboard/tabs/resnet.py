@@ -6,17 +6,17 @@ import gradio as gr
 
 from dashboard.handlers import Handlers, user_errors
 from dashboard.models.registry import DEFAULT_TORCHVISION_KEY, list_models
-from dashboard.tabs.common import TOP_K, model_outputs
+from dashboard.tabs.common import TOP_K, ModelDropdown, TopKSlider, model_outputs
 
 
 def build_tab(image: gr.Image, handlers: Handlers) -> dict[str, gr.components.Component]:
     """Model dropdown, top-k, Classify button; the Label, model card and stage times."""
     with gr.Row():
-        model = gr.Dropdown(
+        model = ModelDropdown(
             choices=[(s.display_name, s.key) for s in list_models("torchvision")],
             value=DEFAULT_TORCHVISION_KEY, label="Model", elem_id="resnet-model",
         )
-        top_k = gr.Slider(**TOP_K, elem_id="resnet-topk")
+        top_k = TopKSlider(**TOP_K, elem_id="resnet-topk")
     button = gr.Button("Classify", variant="primary", elem_id="resnet-run")
     label, card, times = model_outputs("resnet")
 

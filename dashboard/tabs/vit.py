@@ -6,13 +6,13 @@ import gradio as gr
 
 from dashboard.handlers import Handlers, user_errors
 from dashboard.models.registry import DEFAULT_TRANSFORMERS_KEY, list_models
-from dashboard.tabs.common import TOP_K, model_outputs
+from dashboard.tabs.common import TOP_K, ModelDropdown, TopKSlider, model_outputs
 
 
 def build_tab(image: gr.Image, handlers: Handlers, allow_custom: bool) -> dict[str, gr.components.Component]:
     """Preset dropdown, optional free-form Hub id, top-k; the same outputs as the ResNet tab."""
     with gr.Row():
-        preset = gr.Dropdown(
+        preset = ModelDropdown(
             choices=[(f"{s.display_name} ({s.key})", s.key) for s in list_models("transformers")],
             value=DEFAULT_TRANSFORMERS_KEY, label="Preset", elem_id="vit-model",
         )
@@ -20,7 +20,7 @@ def build_tab(image: gr.Image, handlers: Handlers, allow_custom: bool) -> dict[s
             label="Or any Hub model id (image classification)", placeholder="e.g. microsoft/resnet-50",
             visible=allow_custom, max_length=200, elem_id="vit-custom",
         )
-        top_k = gr.Slider(**TOP_K, elem_id="vit-topk")
+        top_k = TopKSlider(**TOP_K, elem_id="vit-topk")
     button = gr.Button("Classify", variant="primary", elem_id="vit-run")
     label, card, times = model_outputs("vit")
 
