@@ -1,4 +1,4 @@
-"""Command line: python -m dashboard [serve|classify|sweep|download] ... (serve is the default)."""
+"""Command line: python -m dashboard [serve|classify|sweep|explain|evaluate|download] ... (serve is the default)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from dashboard.models.registry import DEFAULT_COMPARE_KEYS, list_keys
 from dashboard.models.runtimes import PYTORCH, RUNTIMES, validate_runtime
 from dashboard.settings import resolve_settings
 
-COMMANDS = ("serve", "classify", "download", "sweep", "explain")
+COMMANDS = ("serve", "classify", "download", "sweep", "explain", "evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,6 +82,20 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--runtime", dest="runtimes", action="append", metavar="RUNTIME",
                           help=f"also export for this runtime ({', '.join(RUNTIMES[1:])}): export, "
                           "parity check (and int8 quantisation) ahead of time; repeat for several")
+
+    evaluate = sub.add_parser("evaluate", help="accuracy and speed on a labelled folder, .zip or CSV")
+    evaluate.add_argument("dataset", metavar="DIR|ZIP|CSV",
+                          help="one subfolder per class (ImageFolder), a .zip of it, or a CSV of filename,label")
+    evaluate.add_argument("--model", dest="models", action="append", metavar="KEY",
+                          help=f"model key or Hub id; repeat for up to 4 (default {DEFAULT_COMPARE_KEYS[0]})")
+    evaluate.add_argument("--batch-size", type=int, help="images per forward pass (default 16)")
+    evaluate.add_argument("--limit", type=int, help="evaluate only the first N images")
+    evaluate.add_argument("--out", metavar="results.csv", help="write one row per image and model to this CSV")
+    evaluate.add_argument("--json", action="store_true", help="print the full report as JSON")
+    evaluate.add_argument("--engine", choices=("local", "ray"), default="local",
+                          help="local (default) or ray (Ray Data; a local Ray instance unless --address)")
+    evaluate.add_argument("--address", help="Ray cluster address, e.g. ray://head:10001 or auto")
+    evaluate.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
     return parser
 
 
@@ -107,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging()
     try:
         return {"serve": _serve, "classify": _classify, "download": _download,
-                "sweep": _sweep, "explain": _explain}[args.command](args)
+                "sweep": _sweep, "explain": _explain, "evaluate": _evaluate}[args.command](args)
     except (DashboardError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         if getattr(exc, "detail", None):  # the operator may see server paths
@@ -271,6 +285,12 @@ def _download_error(spec, exc: DashboardError) -> str:
                 f"({reason(exc)}). Check the connection or proxy (HTTPS_PROXY), or copy the caches "
                 "(TORCH_HOME, HF_HOME) from a machine that has the files.")
     return str(exc)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from dashboard.evaluate.cli import run_evaluate
+
+    return run_evaluate(args)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from dashboard.handlers import Handlers
 from dashboard.service import ClassificationService
 from dashboard.settings import Settings, resolve_settings
 from dashboard.tabs import compare as compare_tab
+from dashboard.tabs import evaluate as evaluate_tab
 from dashboard.tabs import explain as explain_tab
 from dashboard.tabs import resnet as resnet_tab
 from dashboard.tabs import robustness as robustness_tab
@@ -100,6 +101,8 @@ def build_demo(settings: Settings | None = None, service: ClassificationService 
                 compare_tab.build_tab(image, handlers)
             with gr.Tab("Robustness", id="robustness"):
                 robustness_tab.build_tab(image, handlers, settings.max_sweep_steps)
+            with gr.Tab("Evaluate", id="evaluate"):
+                evaluate_tab.build_tab(handlers)
 
         explain_tab.build_explain_api(image, handlers)  # /explain (API only)
     # Model events share one concurrency group; requests that overlap are merged into one

@@ -105,3 +105,12 @@ class UnknownRuntimeError(ModelError, ValueError):
 class RuntimeUnavailableError(ModelError):
     """A runtime that cannot run here (onnxruntime not installed) or refused for a model
     (export failed, or the parity gate found the exported model disagreeing with PyTorch)."""
+
+
+# --- evaluation ---------------------------------------------------------------------------
+class DatasetError(DashboardError):
+    """A labelled dataset (folder, zip or CSV) cannot be used for an evaluation."""
+
+
+class ArchiveRefusedError(DatasetError):
+    """An uploaded archive breaks a safety rule (too many entries, too large, a bomb, bad names)."""

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -128,6 +129,7 @@ class Handlers:
     def __init__(self, service: ClassificationService, export_dir: Path) -> None:
         self.service = service
         self.export_dir = export_dir
+        self._cancel_events: dict[str, threading.Event] = {}  # Evaluate tab: one per session running
 
     def _announce_load(self, keys: Sequence[str], progress: gr.Progress, runtime: str | None = None) -> None:
         from dashboard.loading import load_notice
@@ -311,3 +313,58 @@ def explanation_caption(result) -> str:
     kind = "" if result.class_specific else " (class-agnostic: the same map for every class)"
     return (f"**{result.model_name}** · class **{result.target.label}** (#{result.target.index}, "
             f"{result.target.probability:.1%}) · {result.method_name}{kind} · {result.ms:.0f} ms")
+
+
+    # --- Evaluate tab: accuracy on an uploaded .zip of labelled images (dashboard/evaluate) -----
+    def evaluate(self, archive: str | None, keys: Sequence[str], session: str, progress: gr.Progress):
+        """Summary, per-class, confusions, disagreement, gallery, CSV file and a status line."""
+        if not archive:
+            raise gr.Error("Upload a .zip of labelled images first (one folder per class).", print_exception=False)
+        keys = list(dict.fromkeys(keys or []))
+        if not 1 <= len(keys) <= MAX_COMPARE:
+            raise gr.Error(f"Choose between 1 and {MAX_COMPARE} models to evaluate (you chose {len(keys)}).",
+                           print_exception=False)
+        self._announce_load(keys, progress)
+        cancel = self._cancel_events.setdefault(session, threading.Event())
+        cancel.clear()
+
+        def report_progress(p) -> None:
+            progress(p.fraction, desc=f"Evaluating: {p.describe()}")
+
+        try:
+            report = self.service.evaluate(archive, keys, progress=report_progress, cancel=cancel, upload=True)
+        finally:
+            self._cancel_events.pop(session, None)
+        self.export_dir.mkdir(parents=True, exist_ok=True)
+        fd, path = tempfile.mkstemp(dir=self.export_dir, prefix="evaluation-", suffix=".csv")
+        os.close(fd)
+        report.write_csv(path)
+        gallery = [(item.image, item.caption) for item in report.gallery]
+        return (evaluation_status(report), report.summary_table(), report.per_class_table(),
+                report.confusion_table(), report.disagreement_table(), gallery, path)
+
+    def cancel_evaluation(self, session: str) -> None:
+        """Stop this visitor's run after the batch in progress."""
+        event = self._cancel_events.get(session)
+        if event is not None:
+            event.set()
+
+
+def evaluation_status(report) -> str:
+    """One paragraph: how many images, what was skipped or not matched, and whether it was cancelled."""
+    lines = [f"**{report.images:,} images evaluated** of {report.planned:,} in {report.wall_s:.1f} s "
+             f"(batches of {report.batch_size})."]
+    if report.cancelled:
+        lines.append(f"**Cancelled** after {report.images:,} images: the numbers cover those only.")
+    for m in report.models:
+        if m.unmatched_classes:
+            names = ", ".join(html.escape(c) for c in m.unmatched_classes)
+            lines.append(f"{html.escape(m.key)}: {m.unmatched_images} images in classes that match none of its "
+                         f"labels, not scored: {names}.")
+    if report.skipped:
+        reasons: dict[str, int] = {}
+        for _, reason in report.skipped:
+            reasons[reason] = reasons.get(reason, 0) + 1
+        listed = "; ".join(f"{n} × {html.escape(r)}" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
+        lines.append(f"Skipped {len(report.skipped)} files: {listed}")
+    return "\n\n".join(lines)

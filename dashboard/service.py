@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from dashboard.robustness import Robustness, Sweep
     from dashboard.explain.explainer import Explainer
     from dashboard.explain.record import Explanation, Target
+    from dashboard.evaluate.metrics import EvaluationReport
 
 ImageSource = Union[bytes, str, os.PathLike, "Image.Image"]
 
@@ -407,6 +408,17 @@ class ClassificationService:
                 explainer = Explainer.for_classifier(classifier, spec, options)
                 self._explainers[classifier] = explainer
         return explainer
+
+    # --- evaluation on labelled images (dashboard/evaluate) -----------------------------------
+    def evaluate(self, source: str | os.PathLike, models: Sequence[str | Classifier], **options) -> EvaluationReport:
+        """Accuracy of 1-4 models (registry keys, or Classifier objects built by the caller) on a
+        labelled folder, .zip or CSV. Options: batch_size, limit, engine ("local" | "ray"),
+        address, progress (called with an evaluate.engine.Progress), cancel (a threading.Event,
+        checked after each batch), gallery_size, upload (True: a visitor's file, only a .zip is
+        accepted). See dashboard.evaluate.runner.evaluate."""
+        from dashboard.evaluate.runner import evaluate
+
+        return evaluate(self, source, models, **options)
 
     def _recall(self, key: tuple) -> Classification | None:
         with self._results_lock:

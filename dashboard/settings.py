@@ -47,6 +47,13 @@ class Settings:
     max_sweep_steps: int = 24  # strengths in one robustness sweep (each model classifies them in one batch)
     perturb_max_side: int = 1024  # robustness works on the image scaled to at most this many pixels a side
     onnx_cache_dir: str = ""  # exported .onnx files; "" = $XDG_CACHE_HOME/dashboard/onnx (~/.cache/...)
+    # Evaluation on labelled images (dashboard/evaluate): batches, and caps on an uploaded .zip
+    eval_batch_size: int = 16  # images per forward pass
+    eval_gallery_size: int = 24  # misclassified images shown as thumbnails
+    eval_max_archive_mb: float = 200.0  # the .zip itself (uploads are also capped by max_file_size_mb)
+    eval_max_entries: int = 10_000  # entries in a .zip
+    eval_max_uncompressed_mb: float = 1024.0  # declared uncompressed total of a .zip
+    eval_max_ratio: float = 100.0  # uncompressed / compressed, per entry and for the whole .zip
 
 
 def _parse(name: str, raw: str, default: Any) -> Any:
@@ -121,6 +128,12 @@ def _validate(s: Settings) -> None:
         "max_sweep_steps": 2 <= s.max_sweep_steps <= 256,
         "perturb_max_side": s.perturb_max_side >= 64,
         "onnx_cache_dir": "\x00" not in s.onnx_cache_dir,
+        "eval_batch_size": 1 <= s.eval_batch_size <= 1024,
+        "eval_gallery_size": 0 <= s.eval_gallery_size <= 200,
+        "eval_max_archive_mb": s.eval_max_archive_mb > 0,
+        "eval_max_entries": s.eval_max_entries > 0,
+        "eval_max_uncompressed_mb": s.eval_max_uncompressed_mb > 0,
+        "eval_max_ratio": s.eval_max_ratio >= 1,
     }
     bad = [name for name, ok in checks.items() if not ok]
     if bad:

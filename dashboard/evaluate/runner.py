@@ -1,0 +1,91 @@
+"""What ``ClassificationService.evaluate`` runs: resolve models, open the dataset, pick the engine."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Union
+
+from dashboard.errors import DatasetError
+from dashboard.evaluate.datasets import ArchiveLimits, open_dataset
+from dashboard.evaluate.engine import ProgressFn, build_gallery, run_local
+from dashboard.evaluate.metrics import EvaluationReport
+from dashboard.settings import Settings
+
+if TYPE_CHECKING:
+    from dashboard.models.classifier import Classifier
+    from dashboard.service import ClassificationService
+
+ENGINES = ("local", "ray")
+MAX_MODELS = 4
+ModelRef = Union[str, "Classifier"]
+
+
+@dataclass(frozen=True)
+class KeyModel:
+    """A picklable model factory for a Ray worker: the registry key, loaded by a service there."""
+
+    key: str
+    settings: Settings
+
+    def __call__(self) -> Classifier:
+        from dashboard.service import ClassificationService
+
+        return ClassificationService(self.settings).model(self.key)[0]
+
+
+@dataclass(frozen=True)
+class GivenModel:
+    """A classifier built by the caller (a test's known model), shipped to Ray workers as it is."""
+
+    classifier: Classifier
+
+    def __call__(self) -> Classifier:
+        return self.classifier
+
+
+def archive_limits(settings: Settings) -> ArchiveLimits:
+    return ArchiveLimits(
+        max_archive_bytes=int(settings.eval_max_archive_mb * 2**20),
+        max_entries=settings.eval_max_entries,
+        max_total_bytes=int(settings.eval_max_uncompressed_mb * 2**20),
+        max_ratio=settings.eval_max_ratio,
+    )
+
+
+def evaluate(service: ClassificationService, source: str | os.PathLike, models: Sequence[ModelRef], *,
+             batch_size: int | None = None, limit: int | None = None, engine: str = "local",
+             address: str | None = None, progress: ProgressFn | None = None,
+             cancel: threading.Event | None = None, gallery_size: int | None = None,
+             upload: bool = False) -> EvaluationReport:
+    """``upload``: the dataset came from a visitor, so only a .zip is accepted (never a folder or
+    a CSV naming files on the server)."""
+    settings = service.settings
+    batch_size = settings.eval_batch_size if batch_size is None else int(batch_size)
+    gallery_size = settings.eval_gallery_size if gallery_size is None else int(gallery_size)
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    if batch_size < 1:
+        raise ValueError("the batch size must be at least 1")
+    if limit is not None and int(limit) < 1:
+        raise ValueError("the limit must be at least 1 image")
+    refs = list({(m if isinstance(m, str) else id(m)): m for m in models}.values())  # drop repeats
+    if not 1 <= len(refs) <= MAX_MODELS:
+        raise DatasetError(f"Choose between 1 and {MAX_MODELS} models to evaluate (you chose {len(refs)}).")
+    specs = [service.spec(m) if isinstance(m, str) else None for m in refs]  # unknown keys fail first
+    with open_dataset(source, archive_limits(settings), archive_only=upload) as dataset:  # then the data
+        classifiers = [service.model(spec.key)[0] if spec else m for spec, m in zip(specs, refs)]
+        if engine == "local":
+            report = run_local(dataset, classifiers, batch_size=batch_size, max_pixels=settings.max_pixels,
+                               limit=limit, progress=progress, cancel=cancel)
+        else:
+            from dashboard.evaluate.ray_engine import run_ray
+
+            factories = [KeyModel(spec.key, settings) if spec else GivenModel(m) for spec, m in zip(specs, refs)]
+            report = run_ray(dataset, factories, classifiers, batch_size=batch_size,
+                             max_pixels=settings.max_pixels, limit=limit, address=address,
+                             progress=progress, cancel=cancel)
+        report.gallery = build_gallery(dataset, report, gallery_size, settings.max_pixels)
+    return report
