@@ -270,15 +270,6 @@ class Handlers:
                    for i, (img, s) in enumerate(zip(result.images, result.strengths))]
         return curve, result.change_frame(), gallery
 
-
-# One colour per model slot, in the order the models were chosen (Vega's category10 start).
-SWEEP_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")
-
-
-def _perturbed_caption(perturbed) -> str:
-    params = "".join(f", patch centre {k}={v:g}" for k, v in perturbed.params)
-    return f"**{perturbed.description}**{params} · seed {perturbed.seed}"
-
     # --- explanations: heatmaps ("why this class?"), see dashboard/explain --------------------
     def explain(self, image: str | None, key: str, target: str | None, method: str | None,
                 opacity: float | None, progress: gr.Progress):
@@ -306,14 +297,6 @@ def _perturbed_caption(perturbed) -> str:
         slots = [gr.update(value=r.overlay, label=r.title(), visible=True) for r in results]
         slots += [gr.update(value=None, visible=False)] * (MAX_COMPARE - len(results))
         return (*slots, [r.metadata() for r in results])
-
-
-def explanation_caption(result) -> str:
-    """What the overlay shows, in one line."""
-    kind = "" if result.class_specific else " (class-agnostic: the same map for every class)"
-    return (f"**{result.model_name}** · class **{result.target.label}** (#{result.target.index}, "
-            f"{result.target.probability:.1%}) · {result.method_name}{kind} · {result.ms:.0f} ms")
-
 
     # --- Evaluate tab: accuracy on an uploaded .zip of labelled images (dashboard/evaluate) -----
     def evaluate(self, archive: str | None, keys: Sequence[str], session: str, progress: gr.Progress):
@@ -348,6 +331,22 @@ def explanation_caption(result) -> str:
         event = self._cancel_events.get(session)
         if event is not None:
             event.set()
+
+
+# One colour per model slot, in the order the models were chosen (Vega's category10 start).
+SWEEP_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")
+
+
+def _perturbed_caption(perturbed) -> str:
+    params = "".join(f", patch centre {k}={v:g}" for k, v in perturbed.params)
+    return f"**{perturbed.description}**{params} · seed {perturbed.seed}"
+
+
+def explanation_caption(result) -> str:
+    """What the overlay shows, in one line."""
+    kind = "" if result.class_specific else " (class-agnostic: the same map for every class)"
+    return (f"**{result.model_name}** · class **{result.target.label}** (#{result.target.index}, "
+            f"{result.target.probability:.1%}) · {result.method_name}{kind} · {result.ms:.0f} ms")
 
 
 def evaluation_status(report) -> str:
