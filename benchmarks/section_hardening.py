@@ -120,7 +120,7 @@ def _bounded(call, deadline_s: float) -> float:
 
 def _victim_call(client: RawClient, pool: ImagePool) -> float:
     file = client.upload(pool.one())
-    return timed(client.call, "classify_resnet", [file, VICTIM, 3])[1]
+    return timed(client.call, "classify_resnet", [file, VICTIM, 3, "pytorch"])[1]
 
 
 def _message(client: RawClient, api: str, data: list) -> tuple[bool, str]:
@@ -219,7 +219,7 @@ def cycle_models(code_root: Path, work: Path, snapshot: Path, pool: ImagePool, l
     answers = {"ok": 0, "refused": 0}
     try:
         file = client.upload(pool.one())
-        client.call("classify_resnet", [file, "resnet18", 3])
+        client.call("classify_resnet", [file, "resnet18", 3, "pytorch"])
         baseline = server.rss_mb()
         rss = [baseline]
         deadline = time.monotonic() + CYCLE_S

@@ -225,7 +225,7 @@ def _raw_caller(url: str):
     c = RawClient(url)
 
     def call(path: Path) -> float:
-        _, times, card = c.call("classify_resnet", [c.upload(path), "resnet18", 3])
+        _, times, card = c.call("classify_resnet", [c.upload(path), "resnet18", 3, "pytorch"])
         assert "result cache" not in card
         return _table(times)["forward ms"]
     return call
@@ -354,7 +354,7 @@ def raw_latency(dash: Server, floor: Server, pool: ImagePool, runs: int, warmup:
     try:
         for i in range(warmup + runs):
             file, up_ms = timed(real.upload, pool.one())
-            (_, times, card), ms = timed(real.call, "classify_resnet", [file, "resnet18", 3])
+            (_, times, card), ms = timed(real.call, "classify_resnet", [file, "resnet18", 3, "pytorch"])
             assert "result cache" not in card
             n1 = timed(bare.call, "noop", [bare.upload(pool.one())])[1]
             n3 = timed(bare.call, "noop_same_io", [bare.upload(pool.one()), "resnet18", 3])[1]

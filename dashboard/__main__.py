@@ -220,6 +220,8 @@ def _sweep(args: argparse.Namespace) -> int:
                   f"{change}; one forward of {m.batch_size} images, {m.forward_ms:.0f} ms")
             for s, p, t in zip(result.strengths, m.probabilities, m.top1):
                 print(f"    {s:5.3f}  {p:7.2%}  {t.label}")
+    return 0
+
 
 def _explain(args: argparse.Namespace) -> int:
     from dashboard.service import ClassificationService

@@ -122,7 +122,9 @@ def _cache_files() -> set[str]:
 
 
 def test_a_data_url_under_the_cap_is_classified(app_url):
-    answer = _call(app_url, "classify_resnet", [_data_url(gen.noisy("PNG", (32, 32))), "squeezenet1_1", 3])
+    # plain HTTP sends every input (gradio_client fills the defaults; gradio's HTTP route does not)
+    answer = _call(app_url, "classify_resnet",
+                   [_data_url(gen.noisy("PNG", (32, 32))), "squeezenet1_1", 3, "pytorch"])
     assert answer.status_code == 200
     assert "event: complete" in _result(app_url, "classify_resnet", answer)
 
@@ -132,19 +134,19 @@ def test_a_data_url_over_the_cap_is_refused_before_decoding_and_nothing_is_writt
     before = _cache_files()
     # just over the cap once decoded, small enough for the body limit: refused by the component
     over = _data_url(gen.solid("PNG", (8, 8)) + bytes(cap + 1024))
-    answer = _call(app_url, "classify_resnet", [over, "squeezenet1_1", 3])
+    answer = _call(app_url, "classify_resnet", [over, "squeezenet1_1", 3, "pytorch"])
     text = _result(app_url, "classify_resnet", answer)
     assert "event: error" in text and "larger than this server accepts (5 MB at most)" in text
     # far over the cap: refused from the body's declared length, before it is even read
     huge = _data_url(bytes(4 * cap))
-    answer = _call(app_url, "classify_resnet", [huge, "squeezenet1_1", 3])
+    answer = _call(app_url, "classify_resnet", [huge, "squeezenet1_1", 3, "pytorch"])
     assert answer.status_code == 413 and "larger than this server accepts" in answer.json()["error"]
     assert _cache_files() - before == set()
 
 
 def test_a_chunked_body_without_length_is_capped_while_it_streams(app_url, app_settings):
     cap = int(app_settings.max_file_size_mb * MB)
-    payload = json.dumps({"data": [_data_url(bytes(2 * cap)), "squeezenet1_1", 3]}).encode()
+    payload = json.dumps({"data": [_data_url(bytes(2 * cap)), "squeezenet1_1", 3, "pytorch"]}).encode()
 
     def chunks():
         for i in range(0, len(payload), 2**20):

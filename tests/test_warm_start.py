@@ -125,7 +125,7 @@ def test_app_py_serves_first_then_loads_the_defaults_and_logs_it(model_caches, t
 
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         _, times, card = client.predict(handle_file(str(photo)), "resnet18", 3, api_name="/classify_resnet")
-        assert times["data"][0][2] == "cached" and "model cached" in card
+        assert dict(zip(times["headers"], times["data"][0]))["load"] == "cached" and "model cached" in card
     finally:
         proc.send_signal(signal.SIGINT)
         try:
