@@ -283,6 +283,18 @@ def main(argv=None) -> int:
     print(f"Other processes on the machine used {load['cpu_s']:.0f} CPU-seconds during the run, "
           f"{load['share']:.0%} of its capacity (top: {top}); absolute times move with that, ratios "
           f"measured side by side much less.")
+    print_table(rows, targets, runtime)
+    if args.json:
+        args.json.write_text(json.dumps({**report.as_json(rows, targets), "machine": m, "runtime_s": runtime,
+                                         "results": results}, indent=2, default=str) + "\n")
+        log(f"wrote {args.json}")
+    return 0
+
+
+def print_table(rows: list, targets: list, runtime_s: float) -> None:
+    """The one table, the targets as ratios, and the run's duration."""
+    from benchmarks import report
+
     print()
     print(report.markdown(rows))
     print()
@@ -290,12 +302,7 @@ def main(argv=None) -> int:
     for target in targets:
         print(target.line())
     print()
-    print(f"Runtime: {runtime:.0f} s")
-    if args.json:
-        args.json.write_text(json.dumps({**report.as_json(rows, targets), "machine": m, "runtime_s": runtime,
-                                         "results": results}, indent=2, default=str) + "\n")
-        log(f"wrote {args.json}")
-    return 0
+    print(f"Runtime: {runtime_s:.0f} s")
 
 
 def _only_sections(args: argparse.Namespace, work: Path, started: float, foreign) -> int:
@@ -310,13 +317,7 @@ def _only_sections(args: argparse.Namespace, work: Path, started: float, foreign
     load = foreign.result()
     print(f"Sections {', '.join(args.only)}; other processes used {load['cpu_s']:.0f} CPU-seconds "
           f"({load['share']:.0%} of the machine) during the run.")
-    print()
-    print(report.markdown(rows))
-    print()
-    print("Targets:")
-    for target in targets:
-        print(target.line())
-    print(f"\nRuntime: {time.perf_counter() - started:.0f} s")
+    print_table(rows, targets, time.perf_counter() - started)
     if args.json:
         args.json.write_text(json.dumps({**report.as_json(rows, targets), "sections": raw}, indent=2,
                                         default=str) + "\n")
