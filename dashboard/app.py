@@ -25,8 +25,9 @@ log = logging.getLogger(__name__)
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
 TITLE = "Image classifier dashboard"
 INTRO = (f"# {TITLE}\nUpload an image once (file, webcam or clipboard) and explore it with "
-         "torchvision CNNs, Vision Transformers from the Hugging Face Hub, or several models side by side. "
-         "Models load on first use and stay cached.")
+         "torchvision CNNs, Vision Transformers from the Hugging Face Hub, or several models side by side: "
+         "heatmaps of where each model looks, robustness to blur, noise and more, and accuracy on your own "
+         "labelled images. Models load on first use and stay cached.")
 # Every `frequency` seconds, delete temporary files (uploads, CSV exports) older than `age`.
 DELETE_CACHE = (600, 3600)
 
