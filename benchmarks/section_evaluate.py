@@ -14,7 +14,6 @@ peak memory growth from 100 to 1,000 images (resnet18, random-init weights, CPU)
 from __future__ import annotations
 
 import statistics
-import threading
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.report import Row, Target
+from benchmarks.util import peak_rss_growth_mb
 
 CLASSES = ("tench", "goldfish", "207", "n01443537")
 BATCH = 16
@@ -59,29 +59,6 @@ def _engine(service, folder: Path) -> float:
     return report.images / (time.perf_counter() - start)
 
 
-def _peak_growth_mb(run) -> float:
-    import psutil
-
-    proc = psutil.Process()
-    base = proc.memory_info().rss
-    peak = [base]
-    stop = threading.Event()
-
-    def sample():
-        while not stop.is_set():
-            peak[0] = max(peak[0], proc.memory_info().rss)
-            time.sleep(0.005)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        run()
-    finally:
-        stop.set()
-        sampler.join()
-    return (peak[0] - base) / 2**20
-
-
 def run(work: Path, log):
     from dashboard.service import ClassificationService
     from dashboard.settings import resolve_settings
@@ -102,8 +79,8 @@ def run(work: Path, log):
     log("  evaluate memory: 1,000 images of 384x384")
     many = _images(work / "memory", 1000, (384, 384), seed=1)
     service.evaluate(many, ["resnet18"], limit=50, gallery_size=0)
-    small = _peak_growth_mb(lambda: service.evaluate(many, ["resnet18"], limit=100, gallery_size=0))
-    large = _peak_growth_mb(lambda: service.evaluate(many, ["resnet18"], gallery_size=0))
+    small = peak_rss_growth_mb(lambda: service.evaluate(many, ["resnet18"], limit=100, gallery_size=0))
+    large = peak_rss_growth_mb(lambda: service.evaluate(many, ["resnet18"], gallery_size=0))
 
     rows = [
         Row("[eval] core batched loop, resnet18, 96 images, batch 16 (images/s)", total=statistics.median(core),

@@ -26,7 +26,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -35,7 +34,7 @@ from pathlib import Path
 
 from benchmarks.report import Row, Target
 from benchmarks.server import RawClient, first_200, free_port
-from benchmarks.util import PHOTO, ROOT, ImagePool, distinct_images, median, timed
+from benchmarks.util import PHOTO, ROOT, ImagePool, distinct_images, median, stop_process, timed
 
 ATTACKERS = 8
 LAYERS = 20_000
@@ -82,13 +81,7 @@ class Server:
         return sum(p.stat().st_size for p in self.tmp.rglob("*") if p.is_file())
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
+        stop_process(self.proc)
 
 
 def _plant(hf_home: Path, work: Path) -> list[str]:

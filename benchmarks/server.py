@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.util import ROOT, ImagePool, median, run_together, timed
+from benchmarks.util import ROOT, ImagePool, median, run_together, stop_process, timed
 
 BENCH = Path(__file__).resolve().parent
 
@@ -78,14 +77,7 @@ class Server:
         return self.start_s
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=15)
+        stop_process(self.proc)
 
     def rss_mb(self) -> float:
         import psutil

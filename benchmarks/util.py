@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import statistics
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -125,3 +127,41 @@ def run_together(target: Callable[..., Any], args_list: Sequence[tuple], barrier
     for thread in threads:
         thread.join()
     return time.perf_counter() - start
+
+
+def peak_rss_growth_mb(run: Callable[[], Any]) -> float:
+    """Peak resident memory of this process during ``run()`` minus the resident memory just
+    before, in MB (sampled every 5 ms in a thread)."""
+    import psutil
+
+    proc = psutil.Process()
+    base = proc.memory_info().rss
+    peak = [base]
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            peak[0] = max(peak[0], proc.memory_info().rss)
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        run()
+    finally:
+        stop.set()
+        sampler.join()
+    return (peak[0] - base) / 2**20
+
+
+def stop_process(proc) -> None:
+    """SIGINT a server subprocess, then kill it if it has not exited within 15 s."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=15)
+

@@ -18,6 +18,7 @@ import zipfile
 import pytest
 
 import evalkit
+from benchmarks.util import peak_rss_growth_mb
 from dashboard.errors import ArchiveRefusedError, DatasetError
 from dashboard.evaluate.datasets import ArchiveLimits, open_dataset
 from dashboard.evaluate.labels import imagenet_wnids, match_classes
@@ -231,30 +232,6 @@ def test_cancel_stops_within_one_batch(eval_service, colour_model, folder):
     assert [p.done for p in seen] == [8] and seen[0].total == 40 and seen[0].eta_s > 0
 
 
-def _peak_rss_growth(run) -> float:
-    """Peak resident memory during ``run()`` minus the resident memory just before, in MB."""
-    import psutil
-
-    proc = psutil.Process()
-    base = proc.memory_info().rss
-    peak = [base]
-    stop = threading.Event()
-
-    def sample():
-        while not stop.is_set():
-            peak[0] = max(peak[0], proc.memory_info().rss)
-            time.sleep(0.005)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        run()
-    finally:
-        stop.set()
-        sampler.join()
-    return (peak[0] - base) / 2**20
-
-
 def memory_growth(service, model, tmp_path, small: int, large: int, side: int = 384) -> tuple[float, float]:
     """Peak RSS growth evaluating ``small`` then ``large`` images of side x side pixels (each
     768 KB decoded at 512: holding them all would add hundreds of MB)."""
@@ -265,8 +242,8 @@ def memory_growth(service, model, tmp_path, small: int, large: int, side: int = 
         (root / f"{i:05d}.jpg").write_bytes(data)
     folder = root.parent
     service.evaluate(folder, [model], limit=small, batch_size=16)  # warm up allocators and threads
-    grow_small = _peak_rss_growth(lambda: service.evaluate(folder, [model], limit=small, batch_size=16))
-    grow_large = _peak_rss_growth(lambda: service.evaluate(folder, [model], limit=large, batch_size=16))
+    grow_small = peak_rss_growth_mb(lambda: service.evaluate(folder, [model], limit=small, batch_size=16))
+    grow_large = peak_rss_growth_mb(lambda: service.evaluate(folder, [model], limit=large, batch_size=16))
     return grow_small, grow_large
 
 

@@ -416,13 +416,20 @@ def _refuse(spec: ModelSpec, runtime: str, why: str) -> RuntimeUnavailableError:
     )
 
 
+def _reusable(entry, record: dict | None, spec: ModelSpec, runtime: str, what: str) -> bool:
+    """Whether the cached ``what`` of ``runtime`` can be used as it is; a remembered refusal raises."""
+    if record is not None and record.get("refused"):
+        raise _refuse(spec, runtime, record["refused"])
+    if record is not None and entry.intact(record):
+        log.info("%s: reusing the %s %s", spec.key, what, entry.onnx.name)
+        return True
+    return False
+
+
 def _ensure_fp32(base: Classifier, spec: ModelSpec, root: Path, identity: str):
     entry = CacheEntry.of(root, spec, ONNXRUNTIME, identity)
     record = entry.read_record()
-    if record is not None and record.get("refused"):
-        raise _refuse(spec, ONNXRUNTIME, record["refused"])
-    if record is not None and entry.intact(record):
-        log.info("%s: reusing the ONNX export %s", spec.key, entry.onnx.name)
+    if _reusable(entry, record, spec, ONNXRUNTIME, "ONNX export"):
         return entry, record
     if record is not None:
         log.warning("%s: the cached ONNX file is damaged or changed; exporting it again", spec.key)
@@ -458,10 +465,7 @@ def _ensure_fp32(base: Classifier, spec: ModelSpec, root: Path, identity: str):
 def _ensure_int8(base: Classifier, spec: ModelSpec, root: Path, identity: str, fp32) -> tuple:
     entry = CacheEntry.of(root, spec, ONNXRUNTIME_INT8, identity)
     record = entry.read_record()
-    if record is not None and record.get("refused"):
-        raise _refuse(spec, ONNXRUNTIME_INT8, record["refused"])
-    if record is not None and entry.intact(record):
-        log.info("%s: reusing the int8 ONNX file %s", spec.key, entry.onnx.name)
+    if _reusable(entry, record, spec, ONNXRUNTIME_INT8, "int8 ONNX file"):
         return entry, record
     log.info("%s: quantising the ONNX export to int8 (dynamic)", spec.key)
     from onnxruntime.quantization import QuantType, quantize_dynamic
