@@ -16,6 +16,7 @@ from dashboard.settings import Settings, resolve_settings
 from dashboard.tabs import compare as compare_tab
 from dashboard.tabs import evaluate as evaluate_tab
 from dashboard.tabs import explain as explain_tab
+from dashboard.tabs import page
 from dashboard.tabs import resnet as resnet_tab
 from dashboard.tabs import robustness as robustness_tab
 from dashboard.tabs import vit as vit_tab
@@ -77,7 +78,7 @@ def example_images() -> list[str]:
 
 def build_demo(settings: Settings | None = None, service: ClassificationService | None = None, *,
                delete_cache: tuple[int, int] = DELETE_CACHE) -> gr.Blocks:
-    """The whole dashboard: one shared image above three tabs. Loads no model.
+    """The whole dashboard: the shared image on the left, the tabs on the right. Loads no model.
 
     ``delete_cache`` is gradio's (frequency, age) in seconds; soak tests shorten it.
     """
@@ -86,24 +87,31 @@ def build_demo(settings: Settings | None = None, service: ClassificationService 
     _fix_gradio_cache_sweep()
     with gr.Blocks(title=TITLE, delete_cache=delete_cache) as demo:
         gr.Markdown(INTRO)
-        image = RawImage(label="Image", type="filepath", sources=["upload", "webcam", "clipboard"],
-                         height=320, elem_id="shared-image")
-        image.max_bytes = max_file_bytes(settings)  # data: URLs sent through the API are capped too
-        # No fn: clicking an example only fills the image, so nothing is cached or run at start-up.
-        gr.Examples(examples=[[p] for p in example_images()], inputs=[image], label="Examples",
-                    examples_per_page=8, cache_examples=False)
+        page.presenter_toggle(demo)
+        # image and examples on the left, the tabs on the right; the row wraps on narrow screens
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=340):
+                image = RawImage(label="Image", type="filepath", sources=["upload", "webcam", "clipboard"],
+                                 height=320, elem_id="shared-image")
+                image.max_bytes = max_file_bytes(settings)  # data: URLs sent through the API are capped too
+                page.wire_upload_check(image, service)
+                # No fn: clicking an example only fills the image, so nothing is cached or run at start-up.
+                gr.Examples(examples=[[p] for p in example_images()], inputs=[image], label="Examples",
+                            examples_per_page=8, cache_examples=False)
+            tabs_column = gr.Column(scale=3, min_width=340)
         handlers = Handlers(service, Path(image.GRADIO_CACHE) / "exports")
-        with gr.Tabs():
-            with gr.Tab("ResNet", id="resnet"):
-                resnet_tab.build_tab(image, handlers)
-            with gr.Tab("ViT", id="vit"):
-                vit_tab.build_tab(image, handlers, settings.allow_custom_models)
-            with gr.Tab("Compare", id="compare"):
-                compare_tab.build_tab(image, handlers)
-            with gr.Tab("Robustness", id="robustness"):
-                robustness_tab.build_tab(image, handlers, settings.max_sweep_steps)
-            with gr.Tab("Evaluate", id="evaluate"):
-                evaluate_tab.build_tab(handlers)
+        with tabs_column:
+            with gr.Tabs():
+                with gr.Tab("ResNet", id="resnet"):
+                    resnet_tab.build_tab(image, handlers)
+                with gr.Tab("ViT", id="vit"):
+                    vit_tab.build_tab(image, handlers, settings.allow_custom_models)
+                with gr.Tab("Compare", id="compare"):
+                    compare_tab.build_tab(image, handlers)
+                with gr.Tab("Robustness", id="robustness"):
+                    robustness_tab.build_tab(image, handlers, settings.max_sweep_steps)
+                with gr.Tab("Evaluate", id="evaluate"):
+                    evaluate_tab.build_tab(handlers)
 
         explain_tab.build_explain_api(image, handlers)  # /explain (API only)
     # Model events share one concurrency group; requests that overlap are merged into one
@@ -131,6 +139,7 @@ def launch_kwargs(settings: Settings) -> dict:
         max_file_size=max_file_bytes(settings),
         show_error=False,  # curated gr.Error messages only
         allowed_paths=[],
+        **page.page_kwargs(),  # theme (system fonts) and layout CSS
         footer_links=["api", "gradio"],
         # the upload cap holds on every route: JSON bodies (base64 data: URLs) are capped too
         app_kwargs={"middleware": [Middleware(BodySizeLimit, max_body=body_cap(max_file_bytes(settings)))]},

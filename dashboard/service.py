@@ -446,6 +446,18 @@ class ClassificationService:
         with self._results_lock:
             return sum(self._results_bytes.values())
 
+    # --- the upload check (issue 9, item 8) ------------------------------------------------
+    def check_image(self, source: ImageSource | None, filename: str | None = None) -> str:
+        """Run dashboard.images' checks on an upload without any model; return a one-line
+        description ("JPEG, 640×480"). Raises the same DashboardError as classification would:
+        the header checks (format, pixel count, aspect) come before any decoding, so a
+        decompression bomb is refused from its header."""
+        data, filename = read_source(source, filename)
+        clean = load_image(data, max_pixels=self.settings.max_pixels, filename=filename,
+                           max_aspect_ratio=MAX_ASPECT_RATIO)
+        width, height = clean.source_size
+        return f"{clean.source_format}, {width}×{height}"
+
 
 def _result_bytes(result: Classification) -> int:
     """Memory a cached result keeps: its probability vector, plus a pointer per label (the
