@@ -60,6 +60,13 @@ def test_page_at_each_size(browser, app_url, photo, tmp_path, size):  # noqa: F8
         assert tabs_box["y"] < height and image_box["y"] < height
     presenter = page.evaluate("document.body.classList.contains('presenter')")
     assert presenter == (size == "projector")
+    # the Label's title is large and dark; presenter mode enlarges it and the body text further
+    title_px = page.evaluate("parseFloat(getComputedStyle(document.querySelector("
+                             "'#resnet-label [data-testid=block-label]')).fontSize)")
+    body_px = page.evaluate("parseFloat(getComputedStyle(document.querySelector("
+                            "'#resnet-explain')).fontSize)")
+    assert title_px >= (24 if presenter else 16), title_px
+    assert body_px >= 20 if presenter else body_px < 20, body_px
 
     assert hosts - {server} == set()
     context.close()

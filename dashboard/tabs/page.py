@@ -24,10 +24,22 @@ CSS = """
 .gradio-container .table-wrap { overflow-x: auto; }
 /* dropdown text wraps instead of running under the arrow */
 .gradio-container .wrap-inner input { text-overflow: clip; }
-/* presenter mode: everything larger, for the back of a room */
-body.presenter .gradio-container { font-size: 1.35rem; }
+/* model names on result Labels: large and dark, not small grey captions */
+[id^="compare-label-"] [data-testid="block-label"], [id^="robust-label-"] [data-testid="block-label"],
+#resnet-label [data-testid="block-label"], #vit-label [data-testid="block-label"] {
+  font-size: var(--text-lg); font-weight: 600; color: var(--body-text-color);
+}
+/* presenter mode: everything larger, for the back of a room. gradio's theme variables are
+   resolved on :root, so the derived sizes are overridden here too, not only the base scale. */
+body.presenter {
+  --text-xxs: 13px; --text-xs: 15px; --text-sm: 18px; --text-md: 21px; --text-lg: 25px;
+  --text-xl: 32px; --text-xxl: 40px;
+  --body-text-size: 21px; --prose-text-size: 21px; --block-label-text-size: 20px;
+  --block-info-text-size: 18px; --block-title-text-size: 21px; --checkbox-label-text-size: 20px;
+  --input-text-size: 21px; --section-header-text-size: 21px; --button-large-text-size: 24px;
+  --button-small-text-size: 20px;
+}
 body.presenter .gradio-container table { font-size: 1.25rem; }
-body.presenter .gradio-container [data-testid="block-label"] { font-size: 1.2rem; }
 """
 
 # ?presenter=1 ticks the toggle at load; the toggle sets the body class (no server round trip).
@@ -63,5 +75,7 @@ def wire_upload_check(image: gr.Image, service: "ClassificationService") -> None
         if path is not None:
             service.check_image(path)
 
+    # its own small concurrency group: the check decodes the image, so /check_image called in a
+    # loop must not run unbounded beside the models
     image.upload(check_upload, inputs=[image], outputs=None, api_name="check_image",
-                 concurrency_limit=None, show_progress="hidden")
+                 concurrency_id="upload_check", concurrency_limit=2, show_progress="hidden")
