@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--json", action="store_true", help="print JSON (one record per model)")
     output.add_argument("--csv", action="store_true", help="print CSV (one row per model and strength)")
     sweep.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    sweep.add_argument("--runtime", help=f"{', '.join(RUNTIMES)} (default {PYTORCH}); applies to every "
+                       "--model without its own '@RUNTIME'")
 
     explain = sub.add_parser("explain", help="draw where a model looks for a class (heatmap overlay)")
     explain.add_argument("image", metavar="IMAGE")
@@ -74,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--out", required=True, metavar="OVERLAY.png", help="where to write the overlay")
     explain.add_argument("--json", action="store_true", help="print the metadata as JSON")
     explain.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    explain.add_argument("--runtime", help=f"{PYTORCH} (default) only: heatmaps need PyTorch's gradients, so "
+                         "another runtime is refused with the reason")
 
     download = sub.add_parser("download", help="fetch weights into the standard caches for offline use")
     download.add_argument("keys", nargs="*", metavar="KEY",
@@ -199,7 +203,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
     service = ClassificationService(resolve_settings(device=args.device))
     result = service.sweep(args.image, args.models or [DEFAULT_COMPARE_KEYS[0]], args.perturbation,
-                           args.steps, args.seed, args.x, args.y)
+                           args.steps, args.seed, args.x, args.y, runtime=args.runtime)
     if args.json:
         print(json.dumps(result.records(), indent=2))
     elif args.csv:
@@ -228,7 +232,7 @@ def _explain(args: argparse.Namespace) -> int:
 
     service = ClassificationService(resolve_settings(device=args.device))
     result = service.explain(args.image, args.model, target=args.target, method=args.method,
-                             opacity=args.opacity)
+                             opacity=args.opacity, runtime=args.runtime)
     try:
         result.overlay.save(args.out, format="PNG")
     except (OSError, ValueError) as exc:

@@ -231,7 +231,8 @@ class Handlers:
         return for_display(perturbed.image), _perturbed_caption(perturbed)
 
     def robustness(self, image: str | None, keys: Sequence[str], perturbation: str, strength: float,
-                   seed: float | None, x: float, y: float, top_k: float, progress: gr.Progress):
+                   seed: float | None, x: float, y: float, top_k: float, progress: gr.Progress,
+                   runtime: str | None = None):
         """The preview and its caption, a Label per model on the perturbed image (flagged when its
         top-1 differs from the clean image's; hidden slots beyond the models chosen) and a summary."""
         from dashboard.perturb import MAX_MODELS, check_models, for_display
@@ -239,8 +240,9 @@ class Handlers:
         if image is None:
             raise EmptyImageError("Upload an image first (or pick one of the examples).")
         keys = check_models(keys)
-        self._announce_load(keys, progress)
-        result = self.service.robustness(image, keys, perturbation, strength, seed, x, y, int(top_k))
+        self._announce_load(keys, progress, runtime)
+        result = self.service.robustness(image, keys, perturbation, strength, seed, x, y, int(top_k),
+                                         runtime=runtime)
         labels = []
         for answer in result.answers:
             name, clean = answer.perturbed.info.display_name, answer.clean.prediction.top[0].label
@@ -255,15 +257,15 @@ class Handlers:
         return (for_display(result.perturbed.image), _perturbed_caption(result.perturbed), *labels, summary)
 
     def sweep(self, image: str | None, keys: Sequence[str], perturbation: str, steps: float,
-              seed: float | None, x: float, y: float, progress: gr.Progress):
+              seed: float | None, x: float, y: float, progress: gr.Progress, runtime: str | None = None):
         """The clean-top-1 probability curves, where each answer first changes, and the images."""
         from dashboard.perturb import check_models, for_display
 
         if image is None:
             raise EmptyImageError("Upload an image first (or pick one of the examples).")
         keys = check_models(keys)
-        self._announce_load(keys, progress)
-        result = self.service.sweep(image, keys, perturbation, steps, seed, x, y)
+        self._announce_load(keys, progress, runtime)
+        result = self.service.sweep(image, keys, perturbation, steps, seed, x, y, runtime=runtime)
         names = [m.info.display_name for m in result.models]
         curve = gr.update(value=result.curve_frame(), color_map=dict(zip(names, SWEEP_COLOURS)))
         gallery = [(for_display(img, 320), f"strength {s:.2f} · {result.describe(i)}")
@@ -272,14 +274,16 @@ class Handlers:
 
     # --- explanations: heatmaps ("why this class?"), see dashboard/explain --------------------
     def explain(self, image: str | None, key: str, target: str | None, method: str | None,
-                opacity: float | None, progress: gr.Progress):
-        """One model's heatmap: (overlay image, caption, metadata)."""
+                opacity: float | None, progress: gr.Progress, runtime: str | None = None):
+        """One model's heatmap: (overlay image, caption, metadata). PyTorch only (the service
+        refuses another runtime with the reason)."""
         if image is None:
             raise EmptyImageError("Upload an image first (or pick one of the examples).")
-        self._announce_load([key], progress)
-        progress(0.3, desc=f"Computing the heatmap of {self.service.spec(key).display_name}…")
+        spec = self.service.explainable_spec(key, runtime)  # another runtime: refused before anything loads
+        self._announce_load([spec.key], progress)
+        progress(0.3, desc=f"Computing the heatmap of {spec.display_name}…")
         result = self.service.explain(image, key, target=(target or "").strip() or None,
-                                      method=method, opacity=opacity)
+                                      method=method, opacity=opacity, runtime=runtime)
         return result.overlay, explanation_caption(result), result.metadata()
 
     def explain_compare(self, image: str | None, keys: Sequence[str], method: str | None,

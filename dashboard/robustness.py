@@ -103,7 +103,7 @@ class Sweep:
     def records(self) -> list[dict]:
         """JSON-able, one record per model (the CLI's --json)."""
         return [{
-            "model": m.info.key, "perturbation": self.perturbation, "seed": self.seed, "params": dict(self.params),
+            "model": m.info.key, "runtime": m.info.runtime, "perturbation": self.perturbation, "seed": self.seed, "params": dict(self.params),
             "parameter": PERTURBATIONS[self.perturbation].parameter,
             "clean_top1": {"index": m.clean_top1.index, "label": m.clean_top1.label,
                            "probability": round(m.clean_top1.probability, 6)},

@@ -281,38 +281,41 @@ class ClassificationService:
     def robustness(
         self, source: ImageSource | None, keys: Sequence[str], perturbation: str, strength: float,
         seed: int | None = None, x: float = 0.5, y: float = 0.5, top_k: int | None = None,
-        filename: str | None = None,
+        filename: str | None = None, runtime: str | None = None,
     ) -> Robustness:
-        """Each model (1-4) on the clean and on the perturbed image. The perturbed answer is cached
-        under its own key (source digest + perturbation, strength, seed, patch), never the clean one's."""
+        """Each model (1-4) on the clean and on the perturbed image, on ``runtime`` (default pytorch;
+        a key may be "KEY@RUNTIME"). The perturbed answer is cached under its own key (source digest +
+        perturbation, strength, seed, patch), never the clean one's."""
         from dashboard import perturb
         from dashboard.robustness import PerturbedAnswer, Robustness
 
-        specs = [self.spec(key) for key in perturb.check_models(keys)]
+        choices = self._model_choices(perturb.check_models(keys), runtime)
         perturb.resolve(perturbation), perturb.check_strength(strength), perturb.check_seed(seed)
         top_k = check_top_k(top_k, self.settings.top_k)
         digest, image = self._working_image(source, filename)
         perturbed = perturb.perturb(image, perturbation, strength, seed, x, y)
         answers = tuple(
-            PerturbedAnswer(self._classify_image(image, spec, top_k, (*digest, spec.key, top_k)),
-                            self._classify_image(perturbed.image, spec, top_k,
-                                                 (*digest, perturbed.cache_key, spec.key, top_k)))
-            for spec in specs
+            PerturbedAnswer(self._classify_image(image, cache_key, top_k, (*digest, cache_key, top_k)),
+                            self._classify_image(perturbed.image, cache_key, top_k,
+                                                 (*digest, perturbed.cache_key, cache_key, top_k)))
+            for cache_key in choices
         )
         return Robustness(perturbed, answers)
 
     def sweep(
         self, source: ImageSource | None, keys: Sequence[str], perturbation: str, steps: int | None = None,
         seed: int | None = None, x: float = 0.5, y: float = 0.5, filename: str | None = None,
+        runtime: str | None = None,
     ) -> Sweep:
-        """One perturbation at ``steps`` strengths from 0 to 1 for 1-4 models; each model classifies
-        all the perturbed images in one batched forward pass (one job of the batch runner)."""
+        """One perturbation at ``steps`` strengths from 0 to 1 for 1-4 models on ``runtime`` (default
+        pytorch; a key may be "KEY@RUNTIME"); each model classifies all the perturbed images in one
+        batched forward pass (one job of the batch runner)."""
         from dashboard import perturb
         from dashboard.robustness import Sweep, model_sweep
 
         steps = perturb.check_steps(perturb.DEFAULT_STEPS if steps is None else steps,
                                     self.settings.max_sweep_steps)
-        specs = [self.spec(key) for key in perturb.check_models(keys)]
+        choices = self._model_choices(perturb.check_models(keys), runtime)
         p = perturb.resolve(perturbation)
         seed = perturb.check_seed(seed)
         _, image = self._working_image(source, filename)
@@ -320,8 +323,8 @@ class ClassificationService:
         perturbed = [perturb.perturb(image, p.name, s, seed, x, y) for s in levels]
         images = [q.image for q in perturbed]
         models = []
-        for spec in specs:
-            classifier, _ = self.cache.get(spec.key)
+        for cache_key in choices:
+            classifier, _ = self.cache.get(cache_key)
             batch, preprocess_ms = classifier.timed_preprocess(images)
             predictions = self._batches.run_many(classifier, batch, 1, preprocess_ms)
             models.append(model_sweep(classifier.info, predictions))
@@ -346,12 +349,17 @@ class ClassificationService:
         image.thumbnail((side, side))
         return (digest, ("scaled", side)), image
 
-    def _classify_image(self, image: Image.Image, spec: ModelSpec, top_k: int, key: tuple) -> Classification:
+    def _model_choices(self, keys: Sequence[str], runtime: str | None) -> list[str]:
+        """Model-cache keys ("KEY" or "KEY@RUNTIME") of ``keys``, all checked before any model loads;
+        the same model on two runtimes stays two choices, the same pair twice is one."""
+        return list(dict.fromkeys(join_choice(spec.key, rt) for spec, rt in (self.choice(k, runtime) for k in keys)))
+
+    def _classify_image(self, image: Image.Image, cache_key: str, top_k: int, key: tuple) -> Classification:
         """One decoded image through the batcher, remembered under ``key`` in the result cache."""
         cached = self._recall(key)
         if cached is not None:
             return cached
-        classifier, load = self.cache.get(spec.key)
+        classifier, load = self.cache.get(cache_key)
         batch, preprocess_ms = classifier.timed_preprocess([image])
         result = Classification(self._batches.run(classifier, batch, top_k, preprocess_ms), classifier.info, load)
         self._remember(key, result)
@@ -360,7 +368,7 @@ class ClassificationService:
     # --- explanations (heatmaps) ----------------------------------------------------------
     def explain(
         self, source: ImageSource | None, key: str, target: Target = None, method: str | None = None,
-        *, opacity: float | None = None, filename: str | None = None,
+        *, opacity: float | None = None, filename: str | None = None, runtime: str | None = None,
     ) -> Explanation:
         """Where one model looks in the image for class ``target`` (index or label; None = top-1).
 
@@ -368,14 +376,16 @@ class ClassificationService:
         "auto" is the family's default (Grad-CAM for CNNs, rollout for ViTs).
         """
         return self.explain_models(source, [key], method, target=target, opacity=opacity,
-                                   filename=filename)[0]
+                                   filename=filename, runtime=runtime)[0]
 
     def explain_models(
         self, source: ImageSource | None, keys: Sequence[str], method: str | None = None, *,
         target: Target = None, opacity: float | None = None, filename: str | None = None,
+        runtime: str | None = None,
     ) -> list[Explanation]:
         """One explanation per model, the image read and decoded once. Runs on each model's
-        explainer copy, never on the classification fast path."""
+        explainer copy, never on the classification fast path. Only the PyTorch runtime explains
+        (``runtime`` or a "KEY@RUNTIME" key naming another is refused, see below)."""
         from dashboard.explain.record import DEFAULT_OPACITY
 
         opacity = DEFAULT_OPACITY if opacity is None else float(opacity)
@@ -384,7 +394,7 @@ class ClassificationService:
         from dashboard.explain.record import resolve_method
 
         data, filename = read_source(source, filename)
-        specs = [self.spec(key) for key in keys]
+        specs = [self.explainable_spec(key, runtime) for key in keys]
         for spec in specs:  # before any model loads
             resolve_method(method, spec.family, spec.display_name)
         # like classification: a bad image is refused before any model loads
@@ -394,6 +404,21 @@ class ClassificationService:
         for explainer in explainers:
             explainer.target(target)
         return [e.explain(image, target, method, opacity) for e in explainers]
+
+    def explainable_spec(self, key: str, runtime: str | None) -> ModelSpec:
+        """The spec of a model to explain. Refused rather than silently explained with PyTorch: a
+        heatmap labelled "ONNX Runtime int8" would claim to show the quantised model, whose answer
+        can differ, while Grad-CAM and rollout need PyTorch's hooks and gradients (an ONNX Runtime
+        session has neither)."""
+        from dashboard.models.runtimes import DISPLAY_NAMES
+
+        spec, runtime = self.choice(key, runtime)
+        if runtime != PYTORCH:
+            raise ExplainError(
+                f"Heatmaps are computed with PyTorch only: {DISPLAY_NAMES.get(runtime, runtime)} has no gradients "
+                f"or attention maps to read. Choose the PyTorch runtime to see where {spec.display_name} looks "
+                "(the same weights).")
+        return spec
 
     def explainer(self, key: str) -> Explainer:
         """The explainer of a model (its private, hook-safe copy), built on first use."""

@@ -326,3 +326,60 @@ def test_fp32_and_int8_loading_at_once_export_once(tmp_path, monkeypatch, model_
     assert [r.info.runtime for r in results] == ["onnxruntime", "onnxruntime-int8"]
     assert len(calls) == 1 and len(_onnx_files(tmp_path)) == 2
     assert not [p for p in tmp_path.rglob(".tmp-*")]  # no temporary file left behind
+
+
+# --- runtimes in robustness, sweeps and explanations -------------------------------------------
+def test_sweep_and_robustness_run_on_the_chosen_runtime(service, photo):
+    """The same model on PyTorch and ONNX Runtime in one sweep: two curves that agree (parity),
+    named apart; the runtime's answers are cached under their own key, never PyTorch's."""
+    sweep = service.sweep(photo, [DEIT, f"{DEIT}@onnxruntime"], "blur", 3, 0)
+    names = [m.info.display_name for m in sweep.models]
+    assert names == ["DeiT-Ti", "DeiT-Ti · ONNX Runtime"]
+    assert [m.info.runtime for m in sweep.models] == ["pytorch", "onnxruntime"]
+    torch_curve, ort_curve = (np.array(m.probabilities) for m in sweep.models)
+    assert np.abs(torch_curve - ort_curve).max() <= 1e-4
+    assert [r["runtime"] for r in sweep.records()] == ["pytorch", "onnxruntime"]
+    int8 = service.sweep(photo, [DEIT], "blur", 3, 0, runtime="onnxruntime-int8")
+    assert int8.models[0].info.runtime == "onnxruntime-int8" and int8.models[0].batch_size == 3
+
+    plain = service.robustness(photo, [DEIT], "blur", 0.5, top_k=3)
+    onnx = service.robustness(photo, [DEIT], "blur", 0.5, top_k=3, runtime="onnxruntime-int8")
+    assert plain.answers[0].perturbed.info.runtime == "pytorch"
+    assert onnx.answers[0].perturbed.info.runtime == onnx.answers[0].clean.info.runtime == "onnxruntime-int8"
+    with pytest.raises(UnknownRuntimeError):
+        service.sweep(photo, [DEIT], "blur", 3, 0, runtime="tensorrt")
+
+
+def test_explain_refuses_other_runtimes_with_the_reason(service, photo, capsys):
+    from dashboard.__main__ import main
+    from dashboard.errors import ExplainError
+
+    for choice in ({"runtime": "onnxruntime"}, {"key": "resnet18@onnxruntime-int8"}):
+        with pytest.raises(ExplainError, match="Heatmaps are computed with PyTorch only: ONNX Runtime"):
+            service.explain(photo, choice.get("key", "resnet18"), runtime=choice.get("runtime"))
+    assert not service.is_loaded("resnet18", "onnxruntime-int8")  # refused before anything loaded
+    assert service.explain(photo, "resnet18", runtime="pytorch").model_name == "ResNet-18"
+    assert main(["explain", str(photo), "--model", "resnet18", "--runtime", "onnxruntime",
+                 "--out", "unused.png", "--device", "cpu"]) == 1
+    assert "Heatmaps are computed with PyTorch only" in capsys.readouterr().err
+
+
+def test_api_robustness_sweep_and_explain_take_a_runtime(client, photo):
+    from gradio_client import handle_file
+
+    from conftest import app_error
+
+    image = handle_file(str(photo))
+    _, _, *labels, summary = client.predict(image, [DEIT], "gaussian_blur", 0.5, 0, 0.5, 0.5, 3, "onnxruntime",
+                                            api_name="/robustness")
+    assert labels[0]["label"].startswith("DeiT-Ti · ONNX Runtime · ") and "At strength 0.5" in summary
+    _, changes, _ = client.predict(image, [DEIT], "gaussian_blur", 3, 0, 0.5, 0.5, "onnxruntime-int8", api_name="/sweep")
+    assert changes["data"][0][0] == "DeiT-Ti · ONNX Runtime int8"
+    _, changes, _ = client.predict(image, [DEIT], "gaussian_blur", 3, 0, 0.5, 0.5, api_name="/sweep")  # old call
+    assert changes["data"][0][0] == "DeiT-Ti"
+    with app_error("Unknown runtime 'tensorrt'"):
+        client.predict(image, [DEIT], "gaussian_blur", 3, 0, 0.5, 0.5, "tensorrt", api_name="/sweep")
+    with app_error("Heatmaps are computed with PyTorch only"):
+        client.predict(image, "resnet18", "", "auto", 0.5, "onnxruntime-int8", api_name="/explain")
+    _, meta = client.predict(image, "resnet18", "", "auto", 0.5, api_name="/explain")  # old call
+    assert meta["model"] == "resnet18"

@@ -108,15 +108,16 @@ def build_explain_api(image: gr.Image, handlers: Handlers) -> None:
         target = gr.Textbox(value="", label="class")
         method = gr.Textbox(value=AUTO, label="method")
         opacity = gr.Number(value=DEFAULT_OPACITY, label="opacity")
+        runtime = gr.Textbox(value="pytorch", label="runtime")  # only pytorch explains; others: the reason
         overlay = gr.Image(type="pil", format="png", label="overlay")
         metadata = gr.JSON(label="metadata")
         trigger = gr.Button("explain")
 
     @user_errors
     def explain(image_path: str | None, key: str, class_choice: str, method_name: str, alpha: float,
-                progress=gr.Progress()):
-        out, _, meta = handlers.explain(image_path, key, class_choice, method_name, alpha, progress)
+                runtime: str = "pytorch", progress=gr.Progress()):
+        out, _, meta = handlers.explain(image_path, key, class_choice, method_name, alpha, progress, runtime)
         return out, meta
 
-    trigger.click(explain, [image, model, target, method, opacity], [overlay, metadata],
+    trigger.click(explain, [image, model, target, method, opacity, runtime], [overlay, metadata],
                   api_name="explain", api_visibility="public", concurrency_id="models")  # public though hidden

@@ -71,9 +71,9 @@ def wire_upload_check(image: gr.Image, service: "ClassificationService") -> None
     """Flag a file that is not an image (or a bomb) as soon as it is uploaded, as a toast."""
 
     @user_errors
-    def check_upload(path: str | None) -> None:
-        if path is not None:
-            service.check_image(path)
+    def check_upload(image_path: str | None) -> None:
+        if image_path is not None:
+            service.check_image(image_path)
 
     # its own small concurrency group: the check decodes the image, so /check_image called in a
     # loop must not run unbounded beside the models

@@ -9,7 +9,7 @@ from dashboard.handlers import Handlers, user_errors
 from dashboard.models.registry import DEFAULT_COMPARE_KEYS, list_models
 from dashboard.perturb import DEFAULT_SEED, DEFAULT_STEPS, MAX_MODELS, PERTURBATIONS
 from dashboard.robustness import CHANGE_COLUMNS
-from dashboard.tabs.common import TOP_K
+from dashboard.tabs.common import TOP_K, runtime_selector
 
 INTRO = ("Perturb the image and watch each model's answer. The perturbations are named after the "
          "corruptions of **ImageNet-C** (Hendrycks & Dietterich, 2019); the strength (0 = the clean image, "
@@ -41,6 +41,7 @@ def build_tab(image: gr.Image, handlers: Handlers, max_steps: int) -> dict[str, 
             choices=[(s.display_name, s.key) for s in list_models()], value=list(DEFAULT_COMPARE_KEYS),
             label=f"Models (1 to {MAX_MODELS})", elem_id="robust-models")
         top_k = gr.Slider(**TOP_K, elem_id="robust-topk")
+    runtime = runtime_selector("robust")  # every chosen model runs on this runtime
     button = gr.Button("Classify the perturbed image", variant="primary", elem_id="robust-run")
     with gr.Row():
         with gr.Column():
@@ -69,29 +70,30 @@ def build_tab(image: gr.Image, handlers: Handlers, max_steps: int) -> dict[str, 
 
     @user_errors
     def robustness(image_path, models, perturbation, strength, seed, patch_x, patch_y, top_k,
-                   progress=gr.Progress()):
+                   runtime="pytorch", progress=gr.Progress()):
         return handlers.robustness(image_path, models, perturbation, strength, seed, patch_x, patch_y, top_k,
-                                   progress)
+                                   progress, runtime)
 
     @user_errors
-    def sweep(image_path, models, perturbation, steps, seed, patch_x, patch_y, progress=gr.Progress()):
-        return handlers.sweep(image_path, models, perturbation, steps, seed, patch_x, patch_y, progress)
+    def sweep(image_path, models, perturbation, steps, seed, patch_x, patch_y, runtime="pytorch",
+              progress=gr.Progress()):
+        return handlers.sweep(image_path, models, perturbation, steps, seed, patch_x, patch_y, progress, runtime)
 
     knobs = [perturbation, strength, seed, x, y]
     # While the slider moves: the preview alone (cheap, the latest position wins); on release: the models.
     strength.input(perturb_preview, [image, *knobs], [preview, caption], api_name="perturb",
                    trigger_mode="always_last", show_progress="hidden", concurrency_id="preview")
-    answer = dict(fn=robustness, inputs=[image, models, *knobs, top_k], outputs=[preview, caption, *labels, summary],
+    answer = dict(fn=robustness, inputs=[image, models, *knobs, top_k, runtime], outputs=[preview, caption, *labels, summary],
                   concurrency_id="models")
     button.click(**answer, api_name="robustness")
     for event in (strength.release, perturbation.input, seed.submit, x.release, y.release):
         event(**answer, api_visibility="private", trigger_mode="always_last")
-    sweep_button.click(sweep, [image, models, perturbation, steps, seed, x, y], [curve, changes, gallery],
+    sweep_button.click(sweep, [image, models, perturbation, steps, seed, x, y, runtime], [curve, changes, gallery],
                        api_name="sweep", concurrency_id="models")
     # A new image makes every answer here stale: clear them (no model runs until asked).
     image.change(clear_outputs, None, [preview, caption, *labels, summary, curve, changes, gallery],
                  api_visibility="private", queue=False)
     return {"perturbation": perturbation, "strength": strength, "seed": seed, "x": x, "y": y,
-            "models": models, "top_k": top_k, "button": button, "preview": preview, "caption": caption, "summary": summary,
+            "models": models, "top_k": top_k, "runtime": runtime, "button": button, "preview": preview, "caption": caption, "summary": summary,
             "labels": labels, "steps": steps, "sweep": sweep_button, "chart": curve, "changes": changes,
             "gallery": gallery}
