@@ -219,6 +219,16 @@ class Handlers:
             table.to_csv(f, index=False)
         return path
 
+    def model_view(self, image: str | None, key: str, runtime: str | None = None):
+        """The model's own input for the image (its resize and crop, un-normalised) and a caption."""
+        if image is None:
+            raise EmptyImageError("Upload an image first (or pick one of the examples).")
+        view, info = self.service.model_view(image, key, runtime)
+        h, w = info.input_size
+        return view, (f"**{md_text(info.display_name)}** is given this {w}×{h} image: the photo after its own "
+                      "preprocessing (resize and crop), shown before normalisation. Anything outside it is "
+                      "never seen.")
+
     # --- robustness (issue 11): perturbations and sweeps -------------------------------------------
     def perturb_preview(self, image: str | None, perturbation: str, strength: float, seed: float | None,
                         x: float, y: float):

@@ -471,6 +471,17 @@ class ClassificationService:
         with self._results_lock:
             return sum(self._results_bytes.values())
 
+    def model_view(self, source: ImageSource | None, key: str, runtime: str | None = None,
+                   filename: str | None = None) -> tuple[Image.Image, ModelInfo]:
+        """What a model sees of the image: its own resize and crop (e.g. 224x224), un-normalised;
+        with the model's info (name, input size). The image is checked like any upload first."""
+        spec, runtime = self.choice(key, runtime)
+        data, filename = read_source(source, filename)
+        image = load_image(data, max_pixels=self.settings.max_pixels, filename=filename,
+                           max_aspect_ratio=MAX_ASPECT_RATIO).image
+        classifier, _ = self.cache.get(join_choice(spec.key, runtime))
+        return classifier.model_view(image), classifier.info
+
     # --- the upload check (issue 9, item 8) ------------------------------------------------
     def check_image(self, source: ImageSource | None, filename: str | None = None) -> str:
         """Run dashboard.images' checks on an upload without any model; return a one-line

@@ -70,3 +70,28 @@ def test_page_at_each_size(browser, app_url, photo, tmp_path, size):  # noqa: F8
 
     assert hosts - {server} == set()
     context.close()
+
+
+def test_what_the_model_sees_on_request_and_cleared_by_a_new_image(browser, app_url, photo):  # noqa: F811
+    """Item 9: opening the accordion shows the model's 224x224 input; a new image clears it."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(UI_MS)
+    page.goto(app_url)
+    page.locator("#shared-image input[type=file]").set_input_files(str(photo))
+    expect(page.locator(f"#shared-image img[src$='/{photo.name}']")).to_be_visible()
+    page.locator("#resnet-view").get_by_text("What the model sees").click()
+    view = page.locator("#resnet-view-image img")
+    expect(view).to_be_visible()
+    assert page.evaluate("(img) => [img.naturalWidth, img.naturalHeight]", view.element_handle()) == [224, 224]
+    expect(page.locator("#resnet-view-caption")).to_contain_text("ResNet-18 is given this 224×224 image")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "model-view-resnet.png"), full_page=True)
+    other = photo.with_name("coffee.jpg")
+    page.locator("#shared-image input[type=file]").set_input_files(str(other))
+    expect(page.locator(f"#shared-image img[src$='/{other.name}']")).to_be_visible()
+    expect(view).to_have_count(0)
+    expect(page.locator("#resnet-view-caption")).not_to_contain_text("224×224")
+    context.close()

@@ -97,8 +97,12 @@ class Classifier:
         labels: Sequence[str],
         device: torch.device,
         logits_of: Callable[[Any], torch.Tensor] = lambda output: output,
+        normalization: tuple[Sequence[float], Sequence[float]] | None = None,
     ) -> None:
+        """``normalization``: the (mean, std) per channel that ``transform`` ends with, if any;
+        model_view undoes it to show the input as an image."""
         self.info = info
+        self.normalization = normalization
         self.model = model
         self.labels = unique_labels(labels)
         self.device = device
@@ -109,6 +113,18 @@ class Classifier:
     def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """The model's own recipe (weights.transforms() / image processor), batched, on device."""
         return self._transform(list(images)).to(self.device, non_blocking=True)
+
+    def model_view(self, image: Image.Image) -> Image.Image:
+        """What the model is given for ``image``: its own preprocessing (resize, crop), with the
+        final normalisation undone so that the tensor can be shown as an RGB image."""
+        from PIL import Image as PILImage
+
+        pixels = self._transform([image])[0].detach().float().cpu().numpy()  # (3, H, W)
+        if self.normalization is not None:
+            mean, std = (np.asarray(v, dtype=np.float32).reshape(-1, 1, 1) for v in self.normalization)
+            pixels = pixels * std + mean
+        rgb = (np.clip(pixels, 0.0, 1.0).transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8)
+        return PILImage.fromarray(rgb, "RGB")
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         import torch

@@ -363,7 +363,8 @@ class OnnxClassifier(Classifier):
         import torch
 
         # Inputs stay on the CPU: onnxruntime takes numpy arrays (its CUDA provider copies them).
-        super().__init__(info, None, base._transform, base.labels, torch.device("cpu"))
+        super().__init__(info, None, base._transform, base.labels, torch.device("cpu"),
+                         normalization=base.normalization)
         self.session = session
         self.onnx_path = path  # the cached file the session runs (benchmarks open more sessions on it)
         self._input_name = session.get_inputs()[0].name

@@ -77,7 +77,8 @@ def load(spec: ModelSpec, device: str) -> Classifier:
         weights_id=f"torchvision {type(weights).__name__}.{weights.name}",
         num_classes=len(weights.meta["categories"]),
     )
-    return Classifier(info, model, preprocess, weights.meta["categories"], torch_device)
+    return Classifier(info, model, preprocess, weights.meta["categories"], torch_device,
+                      normalization=(transform.mean, transform.std))
 
 
 def _state_bytes(model) -> int:

@@ -255,7 +255,9 @@ def load(spec: ModelSpec, device: str, *, max_params: int | None = None) -> Clas
         weights_id=spec.key if spec.weights == "local" else f"{spec.source}@{spec.weights}",
         num_classes=len(labels),
     )
-    return Classifier(info, model, preprocess, labels, torch_device, logits_of)
+    normalization = ((processor.image_mean, processor.image_std)
+                     if getattr(processor, "do_normalize", False) else None)
+    return Classifier(info, model, preprocess, labels, torch_device, logits_of, normalization=normalization)
 
 
 def _input_size(processor, config) -> tuple[int, int]:

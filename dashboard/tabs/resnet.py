@@ -8,6 +8,7 @@ from dashboard.handlers import Handlers, user_errors
 from dashboard.models.registry import DEFAULT_TORCHVISION_KEY, list_models
 from dashboard.tabs.common import TOP_K, ModelDropdown, TopKSlider, model_outputs, runtime_selector
 from dashboard.tabs.explain import build_explain_panel
+from dashboard.tabs.model_view import build_model_view
 
 
 def build_tab(image: gr.Image, handlers: Handlers) -> dict[str, gr.components.Component]:
@@ -21,6 +22,7 @@ def build_tab(image: gr.Image, handlers: Handlers) -> dict[str, gr.components.Co
         runtime = runtime_selector("resnet")
     button = gr.Button("Classify", variant="primary", elem_id="resnet-run")
     label, card, times = model_outputs("resnet")
+    view = build_model_view(image, handlers, [model], runtime, "resnet")
     explain = build_explain_panel(image, handlers, [model], label, "resnet", "cnn")
 
     @user_errors
@@ -31,4 +33,4 @@ def build_tab(image: gr.Image, handlers: Handlers) -> dict[str, gr.components.Co
     button.click(classify_resnet, [image, model, top_k, runtime], [label, times, card],
                  api_name="classify_resnet", concurrency_id="models")
     return {"model": model, "top_k": top_k, "runtime": runtime, "button": button, "label": label, "card": card,
-            "times": times, "explain": explain}
+            "times": times, "explain": explain, **view}

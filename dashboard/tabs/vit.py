@@ -8,6 +8,7 @@ from dashboard.handlers import Handlers, user_errors
 from dashboard.models.registry import DEFAULT_TRANSFORMERS_KEY, list_models
 from dashboard.tabs.common import TOP_K, ModelDropdown, TopKSlider, model_outputs, runtime_selector
 from dashboard.tabs.explain import build_explain_panel
+from dashboard.tabs.model_view import build_model_view
 
 
 def build_tab(image: gr.Image, handlers: Handlers, allow_custom: bool) -> dict[str, gr.components.Component]:
@@ -25,6 +26,7 @@ def build_tab(image: gr.Image, handlers: Handlers, allow_custom: bool) -> dict[s
         runtime = runtime_selector("vit")
     button = gr.Button("Classify", variant="primary", elem_id="vit-run")
     label, card, times = model_outputs("vit")
+    view = build_model_view(image, handlers, [preset, custom], runtime, "vit")
     explain = build_explain_panel(image, handlers, [preset, custom], label, "vit", "transformer")
 
     @user_errors
@@ -38,4 +40,4 @@ def build_tab(image: gr.Image, handlers: Handlers, allow_custom: bool) -> dict[s
     custom.submit(classify_vit, [image, preset, custom, top_k, runtime], [label, times, card],
                   api_visibility="private", concurrency_id="models")
     return {"model": preset, "custom": custom, "top_k": top_k, "runtime": runtime, "button": button,
-            "label": label, "card": card, "times": times, "explain": explain}
+            "label": label, "card": card, "times": times, "explain": explain, **view}
