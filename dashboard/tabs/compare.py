@@ -12,6 +12,17 @@ from dashboard.tabs.common import TOP_K, ModelChoices, TopKSlider, runtime_selec
 from dashboard.tabs.explain import build_compare_explain_panel
 
 
+LATENCY_HELP = (
+    "**Stages:** *preprocess* is the model's own resize, crop and normalisation of the photo; *forward* "
+    "is the network itself (the part a faster runtime or a GPU speeds up); *postprocess* is the softmax "
+    "and the top-k. *load* says whether the model was loaded for this request or already cached.")
+AGREEMENT_HELP = (
+    "**Top-1 agree:** both models give the same first class. **Top-k overlap:** how many of the k "
+    "classes shown are in both lists (a count out of k). **JS divergence:** the Jensen-Shannon "
+    "divergence of the two full probability distributions, in bits: 0 means identical, 1 means the "
+    "models put their probability on completely different classes; empty when their label sets differ.")
+
+
 def build_tab(image: gr.Image, handlers: Handlers) -> dict[str, gr.components.Component]:
     """Model choice, Labels side by side, latency and agreement tables, a chart and a CSV."""
     with gr.Row():
@@ -28,8 +39,10 @@ def build_tab(image: gr.Image, handlers: Handlers) -> dict[str, gr.components.Co
                   for i in range(MAX_COMPARE)]
     latency = gr.Dataframe(headers=list(LATENCY_COLUMNS), label="Latency", interactive=False,
                            elem_id="compare-latency")
+    gr.Markdown(LATENCY_HELP, elem_id="compare-latency-help")
     agreement = gr.Dataframe(headers=list(AGREEMENT_COLUMNS), label="Agreement (pairwise)",
                              interactive=False, elem_id="compare-agreement")
+    gr.Markdown(AGREEMENT_HELP, elem_id="compare-agreement-help")
     chart = gr.BarPlot(x="model", y="ms", color="stage", label="Latency per model (ms, stacked by stage)",
                        elem_id="compare-chart")
     download = gr.DownloadButton("Download CSV", elem_id="compare-csv")
