@@ -30,7 +30,7 @@ from dashboard.models.runtimes import (
     split_choice,
     validate_runtime,
 )
-from dashboard.service import Classification, ClassificationService
+from dashboard.service import Classification, ClassificationService, ModelFailure
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -90,6 +90,12 @@ def model_card(result: Classification) -> str:
             f"{info.num_classes} classes · weights {md_text(info.weights_id)} · "
             f"{md_text(result.prediction.device)} · {describe_load(result)}{runtime_card(info)}"
             + card_details(result))
+
+
+def failure_title(failure: ModelFailure) -> str:
+    """A failed model's slot title: its name, "failed" and the short reason (never a Label value)."""
+    runtime = "" if failure.runtime == PYTORCH else f" · {DISPLAY_NAMES.get(failure.runtime, failure.runtime)}"
+    return f"{failure.display_name}{runtime} — failed: {failure.message}"
 
 
 def describe_choice(chosen: Sequence[object]) -> str:
@@ -180,14 +186,21 @@ class Handlers:
                                f"(you chose {len(keys)}).", print_exception=False)
             raise gr.Error(f"Choose between 2 and {MAX_COMPARE} different models to compare "
                            f"(you chose {describe_choice(chosen)}).", print_exception=False)
-        results = self._run(image, keys, top_k, progress)
+        if image is None:
+            raise EmptyImageError("Upload an image first (or pick one of the examples).")
+        self._announce_load(keys, progress)
+        answers = self.service.classify_each(image, keys, top_k)
+        worked = [r for r in answers if isinstance(r, Classification)]
+        if not worked:  # nothing to show: the first model's reason, as for a single model
+            raise answers[0].error
         labels = [gr.update(value=r.prediction.label_dict(), label=answer_title(r), visible=True)
-                  for r in results]
-        labels += [gr.update(value=None, visible=False)] * (MAX_COMPARE - len(results))
-        latency = latency_table(results)
-        chart = latency_chart_data(results)
-        agreement = agreement_table(results)
-        return (*labels, latency, agreement, chart, self._export_csv(latency, results))
+                  if isinstance(r, Classification) else
+                  gr.update(value=None, label=failure_title(r), visible=True) for r in answers]
+        labels += [gr.update(value=None, visible=False)] * (MAX_COMPARE - len(answers))
+        latency = latency_table(worked)
+        chart = latency_chart_data(worked)
+        agreement = agreement_table(worked)
+        return (*labels, latency, agreement, chart, self._export_csv(latency, worked, answers))
 
     def model_facts(self, keys: Sequence[str]):
         """The facts table of ``keys``, the accuracy-against-latency plot data (reference top-1,
@@ -206,13 +219,24 @@ class Handlers:
         note = f"Not plotted: {'; '.join(left_out)}." if left_out else ""
         return facts_table([s.key for s in specs]), plotted, note
 
-    def _export_csv(self, latency, results: Sequence[Classification]) -> str:
-        """The comparison as one tidy CSV (latency table + each model's top-1), written inside
-        Gradio's cache folder so that delete_cache removes it."""
+    def _export_csv(self, latency, results: Sequence[Classification],
+                    answers: Sequence[object] | None = None) -> str:
+        """The comparison as one tidy CSV (latency table + each model's top-1, a status column, and
+        a row per failed model with its reason), written inside Gradio's cache folder so that
+        delete_cache removes it."""
+        import pandas as pd
+
         table = latency.assign(
             **{"top-1": [r.prediction.top[0].label for r in results],
-               "top-1 probability": [round(r.prediction.top[0].probability, 6) for r in results]}
+               "top-1 probability": [round(r.prediction.top[0].probability, 6) for r in results],
+               "status": "ok", "reason": ""}
         )
+        if answers is not None and any(isinstance(a, ModelFailure) for a in answers):
+            ok = iter(table.to_dict("records"))  # the worked models' rows, in their order
+            rows = [next(ok) if isinstance(a, Classification) else
+                    {"model": a.display_name, "runtime": a.runtime, "status": "failed", "reason": a.message}
+                    for a in answers]  # one row per model, in the ticked order
+            table = pd.DataFrame(rows, columns=table.columns)
         self.export_dir.mkdir(parents=True, exist_ok=True)
         fd, path = tempfile.mkstemp(dir=self.export_dir, prefix="comparison-", suffix=".csv")
         with os.fdopen(fd, "w", newline="") as f:

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Union
 
-from dashboard.errors import DeviceUnavailableError, ExplainError, InvalidRequestError, ModelBusyError, ModelRefusedError
+from dashboard.errors import (
+    DashboardError,
+    DeviceUnavailableError,
+    ImageInputError,
+    ExplainError, InvalidRequestError, ModelBusyError,
+    ModelRefusedError,
+)
 from dashboard.expected import ExpectedClass, Verdict, expected_for_digest, verdict
 from dashboard.images import MAX_ASPECT_RATIO, load_image, read_source, source_digest
 from dashboard.measured import MeasuredLatency
@@ -32,6 +39,8 @@ if TYPE_CHECKING:
     from dashboard.evaluate.metrics import EvaluationReport
 
 ImageSource = Union[bytes, str, os.PathLike, "Image.Image"]
+log = logging.getLogger(__name__)
+UNEXPECTED_MODEL_ERROR = "This model failed on the server; the other models' results are shown."
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,27 @@ class Classification:
         """Right/wrong of the top-1 against the example's expected class (None: no expected class)."""
         top = self.prediction.top[0]
         return verdict(self.expected, top.index, top.label, self.info.num_classes)
+
+
+@dataclass(frozen=True)
+class ModelFailure:
+    """One model's failure in a comparison: a message for a person; the error itself stays here."""
+
+    key: str
+    display_name: str
+    runtime: str
+    message: str
+    error: DashboardError = field(repr=False, compare=False)
+
+
+def _failure(key: str, spec: ModelSpec | None, runtime: str | None, exc: DashboardError) -> ModelFailure:
+    if exc.detail:  # server paths and library errors: for the operator's log, never the visitor
+        log.warning("model %r failed: %s (%s)", key, exc, exc.detail)
+    try:
+        name, rt = split_choice(str(key), runtime)
+    except DashboardError:  # the runtime itself was refused
+        name, rt = str(key), str(runtime or PYTORCH)
+    return ModelFailure(str(key), spec.display_name if spec else name, rt, str(exc), exc)
 
 
 def resolve_device(requested: str) -> str:
@@ -235,35 +265,72 @@ class ClassificationService:
         self, source: ImageSource | None, keys: Sequence[str], top_k: int | None = None,
         filename: str | None = None, runtime: str | None = None,
     ) -> list[Classification]:
-        """The image is read, checked and decoded once, whatever the number of models. A key may
-        be "KEY@RUNTIME" (dashboard.models.runtimes); others run on ``runtime`` (default pytorch)."""
+        """Like classify_each, but the first model's failure is raised (the CLI's and old callers' way)."""
+        for key in keys:  # an unknown model or runtime is refused before anything runs
+            self.choice(key, runtime)
+        results = self.classify_each(source, keys, top_k, filename, runtime)
+        for result in results:
+            if isinstance(result, ModelFailure):
+                raise result.error
+        return results  # type: ignore[return-value]
+
+    def classify_each(
+        self, source: ImageSource | None, keys: Sequence[str], top_k: int | None = None,
+        filename: str | None = None, runtime: str | None = None,
+    ) -> list[Classification | ModelFailure]:
+        """Each model's answer, or its failure, in the order of ``keys``.
+
+        The image is read, checked and decoded once, whatever the number of models; an image error
+        raises (it is every model's error). A model's own error (missing weights, refused id, export
+        refusal, busy) becomes a ModelFailure in its slot. A key may be "KEY@RUNTIME"
+        (dashboard.models.runtimes); others run on ``runtime`` (default pytorch)."""
         top_k = check_top_k(top_k, self.settings.top_k)
         data, filename = read_source(source, filename)
         # The file name's extension is part of the key: the same bytes under a name that
         # contradicts them are refused by load_image, never answered from the cache.
         digest = (source_digest(data), _extension(filename))
         expected = expected_for_digest(digest[0]) if isinstance(data, bytes) else None
-        choices = [(spec, join_choice(spec.key, rt)) for spec, rt in (self.choice(key, runtime) for key in keys)]
         image = None
-        results = []
-        for spec, cache_key in choices:
-            cached = self._recall((digest, cache_key, top_k))
-            if cached is not None:
-                results.append(cached)
-                continue
-            if not spec.builtin:  # custom: checked first, so that a refusal costs no image decode
-                classifier, load = self.cache.get(cache_key)
+
+        def decoded() -> Image.Image:
+            nonlocal image
             if image is None:
                 image = load_image(data, max_pixels=self.settings.max_pixels, filename=filename,
                                    max_aspect_ratio=MAX_ASPECT_RATIO).image
-            if spec.builtin:  # built-in: a bad image is refused before any model loads
-                classifier, load = self.cache.get(cache_key)
-            batch, preprocess_ms = classifier.timed_preprocess([image])
-            prediction = self._batches.run(classifier, batch, top_k, preprocess_ms)
+            return image
+
+        results: list[Classification | ModelFailure] = []
+        for key in keys:
+            spec = None
+            try:
+                spec, rt = self.choice(key, runtime)
+                cache_key = join_choice(spec.key, rt)
+                cached = self._recall((digest, cache_key, top_k))
+                if cached is not None:
+                    results.append(cached)
+                    continue
+                if not spec.builtin:  # custom: checked first, so that a refusal costs no image decode
+                    classifier, load = self.cache.get(cache_key)
+                picture = decoded()  # outside the model's fault: an image error propagates
+                if spec.builtin:  # built-in: a bad image is refused before any model loads
+                    classifier, load = self.cache.get(cache_key)
+                batch, preprocess_ms = classifier.timed_preprocess([picture])
+                prediction = self._batches.run(classifier, batch, top_k, preprocess_ms)
+            except ImageInputError:
+                raise
+            except DashboardError as exc:
+                results.append(_failure(key, spec, runtime, exc))
+                continue
+            except Exception as exc:  # a bug or a library's surprise: logged, curated for the visitor
+                log.exception("unexpected error classifying with %r", key)
+                results.append(_failure(key, spec, runtime, DashboardError(UNEXPECTED_MODEL_ERROR)))
+                continue
             result = Classification(prediction, classifier.info, load, expected=expected)
             self.measured.record(cache_key, prediction.times.total_ms)
             self._remember((digest, cache_key, top_k), result)
             results.append(result)
+        if image is None and any(isinstance(r, ModelFailure) for r in results):
+            decoded()  # every model failed before the decode: a bad image is still the image's error
         return results
 
     # --- robustness: perturbed images, their predictions, sweeps (dashboard/perturb.py) ----------

@@ -301,7 +301,7 @@ def test_without_onnxruntime_only_pytorch_is_offered_and_the_api_says_why(monkey
     assert runtimes.available_runtimes() == ["pytorch"]
     app = launch_app()
     selectors = {b.elem_id: b for b in app.demo.blocks.values() if str(b.elem_id).endswith("-runtime")}
-    assert set(selectors) == {"resnet-runtime", "vit-runtime", "compare-runtime"}
+    assert set(selectors) == {"resnet-runtime", "vit-runtime", "compare-runtime", "robust-runtime"}
     for selector in selectors.values():
         assert selector.choices == [("PyTorch", "pytorch")] and "not installed" in selector.info
     with app_error("ONNX Runtime is not installed on this server .*only PyTorch is available"):
