@@ -102,11 +102,11 @@ def test_plain_http_with_a_data_url(app_url, photo):
     image = {"url": "data:image/jpeg;base64," + base64.b64encode(photo.read_bytes()).decode(),
              "meta": {"_type": "gradio.FileData"}}
     try:
-        curve, changes, gallery = raw.call("sweep", [image, ["squeezenet1_1"], "pixelate", 3, 0, 0.5, 0.5])
+        curve, changes, gallery = raw.call("sweep", [image, ["squeezenet1_1"], "pixelate", 3, 0, 0.5, 0.5, "pytorch"])
         assert len(curve["value"]["data"]) == 3 and len(gallery) == 3
         for api, bad, message in (
-                ("sweep", [image, ["squeezenet1_1"], "pixelate", 1000, 0, 0.5, 0.5], "greater than maximum"),
-                ("sweep", [image, ["squeezenet1_1"], "fog", 3, 0, 0.5, 0.5], "not in the list of choices"),
+                ("sweep", [image, ["squeezenet1_1"], "pixelate", 1000, 0, 0.5, 0.5, "pytorch"], "greater than maximum"),
+                ("sweep", [image, ["squeezenet1_1"], "fog", 3, 0, 0.5, 0.5, "pytorch"], "not in the list of choices"),
                 ("perturb", [image, "pixelate", 7.5, 0, 0.5, 0.5], "greater than maximum"),
                 ("perturb", [image, "occlusion", 0.5, 0, -1, 0.5], "less than minimum")):
             with pytest.raises(RuntimeError, match=message) as info:
@@ -121,6 +121,7 @@ def test_api_parameter_names_say_what_they_are(client):
     names = {name: [p["parameter_name"] for p in api[name]["parameters"]] for name in ENDPOINTS}
     assert names == {
         "/perturb": ["image_path", "perturbation", "strength", "seed", "patch_x", "patch_y"],
-        "/robustness": ["image_path", "models", "perturbation", "strength", "seed", "patch_x", "patch_y", "top_k"],
-        "/sweep": ["image_path", "models", "perturbation", "steps", "seed", "patch_x", "patch_y"],
+        "/robustness": ["image_path", "models", "perturbation", "strength", "seed", "patch_x", "patch_y", "top_k",
+                        "runtime"],
+        "/sweep": ["image_path", "models", "perturbation", "steps", "seed", "patch_x", "patch_y", "runtime"],
     }
