@@ -56,11 +56,11 @@ def test_theme_uses_no_google_fonts():
 
 def test_compare_tables_carry_their_metric_help(app_settings):
     """Item 12: a sentence per metric sits with the tables (JSD in bits, 0 and 1; top-k overlap as a
-    count of k; the three stages)."""
+    share of k; the three stages)."""
     from dashboard.app import build_demo
 
     demo = build_demo(app_settings)
     texts = {getattr(b, "elem_id", None): getattr(b, "value", "") for b in demo.blocks.values()}
     agreement, latency = texts["compare-agreement-help"], texts["compare-latency-help"]
-    assert "in bits: 0 means identical, 1 means" in agreement and "a count out of k" in agreement
+    assert "in bits: 0 means identical, 1 means" in agreement and "share of the k classes" in agreement
     assert all(stage in latency for stage in ("*preprocess*", "*forward*", "*postprocess*"))

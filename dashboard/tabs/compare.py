@@ -17,8 +17,8 @@ LATENCY_HELP = (
     "is the network itself (the part a faster runtime or a GPU speeds up); *postprocess* is the softmax "
     "and the top-k. *load* says whether the model was loaded for this request or already cached.")
 AGREEMENT_HELP = (
-    "**Top-1 agree:** both models give the same first class. **Top-k overlap:** how many of the k "
-    "classes shown are in both lists (a count out of k). **JS divergence:** the Jensen-Shannon "
+    "**Top-1 agree:** both models give the same first class. **Top-k overlap:** the share of the k "
+    "classes shown that are in both lists (1: all k in common; 2 of 3 shows as 0.667). **JS divergence:** the Jensen-Shannon "
     "divergence of the two full probability distributions, in bits: 0 means identical, 1 means the "
     "models put their probability on completely different classes; empty when their label sets differ.")
 
