@@ -156,19 +156,20 @@ class Handlers:
                     else f"Loading {names} (first use, a few seconds)…")
             progress(0.05, desc=desc)
 
-    def _run(self, image: str | None, keys: Sequence[str], top_k: float, progress: gr.Progress,
-             runtime: str | None = None):
+    def _prepare(self, image: str | None, keys: Sequence[str], progress: gr.Progress,
+                 runtime: str | None = None) -> None:
+        """Before classifying: an image is needed; say which models load for the first time."""
         if image is None:
             raise EmptyImageError("Upload an image first (or pick one of the examples).")
         self._announce_load(keys, progress, runtime)
-        return self.service.compare_models(image, keys, top_k, runtime=runtime)
 
     def classify(self, image: str | None, key: str, top_k: float, progress: gr.Progress,
                  runtime: str | None = None):
         """One model on one runtime (default pytorch): (label values, latency table, model card)."""
         from dashboard.compare import latency_table
 
-        (result,) = self._run(image, [key], top_k, progress, runtime)
+        self._prepare(image, [key], progress, runtime)
+        (result,) = self.service.compare_models(image, [key], top_k, runtime=runtime)
         return result.prediction.label_dict(), latency_table([result]), model_card(result)
 
     def compare(self, image: str | None, keys: Sequence[str], top_k: float, progress: gr.Progress,
@@ -186,9 +187,7 @@ class Handlers:
                                f"(you chose {len(keys)}).", print_exception=False)
             raise gr.Error(f"Choose between 2 and {MAX_COMPARE} different models to compare "
                            f"(you chose {describe_choice(chosen)}).", print_exception=False)
-        if image is None:
-            raise EmptyImageError("Upload an image first (or pick one of the examples).")
-        self._announce_load(keys, progress)
+        self._prepare(image, keys, progress)
         answers = self.service.classify_each(image, keys, top_k)
         worked = [r for r in answers if isinstance(r, Classification)]
         if not worked:  # nothing to show: the first model's reason, as for a single model

@@ -26,7 +26,7 @@ from dashboard.models.batching import BatchRunner
 from dashboard.models.cache import LoadInfo, ModelCache
 from dashboard.models.classifier import Classifier, ModelInfo, Prediction
 from dashboard.models.registry import Origin, ModelSpec, resolve_spec
-from dashboard.models.runtimes import PYTORCH, join_choice, split_choice
+from dashboard.models.runtimes import DISPLAY_NAMES, PYTORCH, join_choice, split_choice
 from dashboard.settings import Settings, resolve_settings
 
 if TYPE_CHECKING:
@@ -295,8 +295,7 @@ class ClassificationService:
         def decoded() -> Image.Image:
             nonlocal image
             if image is None:
-                image = load_image(data, max_pixels=self.settings.max_pixels, filename=filename,
-                                   max_aspect_ratio=MAX_ASPECT_RATIO).image
+                image = self._checked_image(data, filename).image
             return image
 
         results: list[Classification | ModelFailure] = []
@@ -406,8 +405,7 @@ class ClassificationService:
         the scaled image's, cached under its own key, so that strength 0 and clean always agree.
         """
         data, filename = read_source(source, filename)
-        clean = load_image(data, max_pixels=self.settings.max_pixels, filename=filename,
-                           max_aspect_ratio=MAX_ASPECT_RATIO)
+        clean = self._checked_image(data, filename)
         digest = (clean.digest, _extension(filename))  # compare_models' key for the same source
         side = self.settings.perturb_max_side
         if max(clean.image.size) <= side:
@@ -415,6 +413,11 @@ class ClassificationService:
         image = clean.image.copy()
         image.thumbnail((side, side))
         return (digest, ("scaled", side)), image
+
+    def _checked_image(self, data: bytes | Image.Image, filename: str | None):
+        """dashboard.images' checks and decode with this server's limits (pixels, aspect ratio)."""
+        return load_image(data, max_pixels=self.settings.max_pixels, filename=filename,
+                          max_aspect_ratio=MAX_ASPECT_RATIO)
 
     def _model_choices(self, keys: Sequence[str], runtime: str | None) -> list[str]:
         """Model-cache keys ("KEY" or "KEY@RUNTIME") of ``keys``, all checked before any model loads;
@@ -465,8 +468,7 @@ class ClassificationService:
         for spec in specs:  # before any model loads
             resolve_method(method, spec.family, spec.display_name)
         # like classification: a bad image is refused before any model loads
-        image = load_image(data, max_pixels=self.settings.max_pixels, filename=filename,
-                           max_aspect_ratio=MAX_ASPECT_RATIO).image
+        image = self._checked_image(data, filename).image
         explainers = [self.explainer(spec.key) for spec in specs]
         for explainer in explainers:
             explainer.target(target)
@@ -477,8 +479,6 @@ class ClassificationService:
         heatmap labelled "ONNX Runtime int8" would claim to show the quantised model, whose answer
         can differ, while Grad-CAM and rollout need PyTorch's hooks and gradients (an ONNX Runtime
         session has neither)."""
-        from dashboard.models.runtimes import DISPLAY_NAMES
-
         spec, runtime = self.choice(key, runtime)
         if runtime != PYTORCH:
             raise ExplainError(
@@ -542,11 +542,10 @@ class ClassificationService:
                    filename: str | None = None) -> tuple[Image.Image, ModelInfo]:
         """What a model sees of the image: its own resize and crop (e.g. 224x224), un-normalised;
         with the model's info (name, input size). The image is checked like any upload first."""
-        spec, runtime = self.choice(key, runtime)
+        self.choice(key, runtime)  # an unknown model or runtime is refused before the image is read
         data, filename = read_source(source, filename)
-        image = load_image(data, max_pixels=self.settings.max_pixels, filename=filename,
-                           max_aspect_ratio=MAX_ASPECT_RATIO).image
-        classifier, _ = self.cache.get(join_choice(spec.key, runtime))
+        image = self._checked_image(data, filename).image
+        classifier, _ = self.model(key, runtime)
         return classifier.model_view(image), classifier.info
 
     # --- the upload check (issue 9, item 8) ------------------------------------------------
@@ -556,8 +555,7 @@ class ClassificationService:
         the header checks (format, pixel count, aspect) come before any decoding, so a
         decompression bomb is refused from its header."""
         data, filename = read_source(source, filename)
-        clean = load_image(data, max_pixels=self.settings.max_pixels, filename=filename,
-                           max_aspect_ratio=MAX_ASPECT_RATIO)
+        clean = self._checked_image(data, filename)
         width, height = clean.source_size
         return f"{clean.source_format}, {width}×{height}"
 

@@ -9,6 +9,11 @@ import gradio as gr
 from dashboard.handlers import Handlers, user_errors
 
 
+def _cleared() -> tuple[None, str]:
+    """No view and no caption: the inputs changed, so the last view no longer belongs to them."""
+    return None, ""
+
+
 def build_model_view(image: gr.Image, handlers: Handlers, model_inputs: Sequence[gr.components.Component],
                      runtime: gr.components.Component, prefix: str) -> dict[str, gr.components.Component]:
     """An accordion (closed) that, when opened or asked, shows the tab's model's input image.
@@ -32,6 +37,6 @@ def build_model_view(image: gr.Image, handlers: Handlers, model_inputs: Sequence
     button.click(**show)
     block.expand(**show)
     for changed in (image, *model_inputs, runtime):
-        changed.change(lambda: (None, ""), None, [view, caption], api_visibility="private", queue=False,
+        changed.change(_cleared, None, [view, caption], api_visibility="private", queue=False,
                        show_progress="hidden")
     return {"view": view, "view_caption": caption, "view_button": button}
