@@ -50,7 +50,7 @@ class Classification:
     prediction: Prediction
     info: ModelInfo
     load: LoadInfo
-    repeated: bool = False  # answered from the result cache (same bytes, model and top-k)
+    repeated: bool = False  # answered from the result cache (same bytes and model; any top-k)
     expected: ExpectedClass | None = None  # the image is an example whose ImageNet class is known
 
     @property
@@ -304,7 +304,7 @@ class ClassificationService:
             try:
                 spec, rt = self.choice(key, runtime)
                 cache_key = join_choice(spec.key, rt)
-                cached = self._recall((digest, cache_key, top_k))
+                cached = self._recall((digest, cache_key), top_k)
                 if cached is not None:
                     results.append(cached)
                     continue
@@ -326,7 +326,7 @@ class ClassificationService:
                 continue
             result = Classification(prediction, classifier.info, load, expected=expected)
             self.measured.record(cache_key, prediction.times.total_ms)
-            self._remember((digest, cache_key, top_k), result)
+            self._remember((digest, cache_key), result)
             results.append(result)
         if image is None and any(isinstance(r, ModelFailure) for r in results):
             decoded()  # every model failed before the decode: a bad image is still the image's error
@@ -361,9 +361,9 @@ class ClassificationService:
         digest, image = self._working_image(source, filename)
         perturbed = perturb.perturb(image, perturbation, strength, seed, x, y)
         answers = tuple(
-            PerturbedAnswer(self._classify_image(image, cache_key, top_k, (*digest, cache_key, top_k)),
+            PerturbedAnswer(self._classify_image(image, cache_key, top_k, (*digest, cache_key)),
                             self._classify_image(perturbed.image, cache_key, top_k,
-                                                 (*digest, perturbed.cache_key, cache_key, top_k)))
+                                                 (*digest, perturbed.cache_key, cache_key)))
             for cache_key in choices
         )
         return Robustness(perturbed, answers)
@@ -426,7 +426,7 @@ class ClassificationService:
 
     def _classify_image(self, image: Image.Image, cache_key: str, top_k: int, key: tuple) -> Classification:
         """One decoded image through the batcher, remembered under ``key`` in the result cache."""
-        cached = self._recall(key)
+        cached = self._recall(key, top_k)
         if cached is not None:
             return cached
         classifier, load = self.cache.get(cache_key)
@@ -512,13 +512,16 @@ class ClassificationService:
 
         return evaluate(self, source, models, **options)
 
-    def _recall(self, key: tuple) -> Classification | None:
+    def _recall(self, key: tuple, top_k: int) -> Classification | None:
+        """A remembered answer for ``key`` (image and model, never top-k: the full distribution is
+        kept, so another top-k is sliced from it without a forward pass)."""
         with self._results_lock:
             hit = self._results.get(key)
             if hit is None:
                 return None
             self._results.move_to_end(key)
-        return Classification(hit.prediction, hit.info, LoadInfo(True, 0.0), repeated=True, expected=hit.expected)
+        return Classification(hit.prediction.with_top_k(top_k), hit.info, LoadInfo(True, 0.0), repeated=True,
+                              expected=hit.expected)
 
     def _remember(self, key: tuple, result: Classification) -> None:
         """Keep a result, within both the entry cap and the byte cap (result_cache_mb)."""

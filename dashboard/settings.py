@@ -37,7 +37,7 @@ class Settings:
     queue_max_size: int = 64  # requests waiting beyond this get "busy, try again"
     workers: int = 1  # forward passes at once; torch threads are split between them
     max_batch_size: int = 8  # simultaneous requests for one model merged into one forward pass
-    result_cache_size: int = 256  # identical repeats (same bytes, model, top-k) answered from memory
+    result_cache_size: int = 256  # identical repeats (same bytes and model, any top-k) answered from memory
     explain_head_fusion: str = "mean"  # attention rollout: how a layer's heads are fused (mean, max, min)
     explain_discard_ratio: float = 0.9  # attention rollout: share of the weakest attention links dropped
     result_cache_mb: int = 64  # ... and the memory those cached results may hold at most

@@ -317,7 +317,7 @@ def test_the_result_cache_is_bounded_in_bytes():
         service._remember((seed,), result(seed))
     assert service.result_cache_bytes() <= 20 * 2**20
     assert 1 <= len(service._results) <= 2  # 4 MB of probabilities + 8 MB of label pointers each
-    assert service._recall((39,)) is not None and service._recall((0,)) is None  # oldest dropped
+    assert service._recall((39,), 1) is not None and service._recall((0,), 1) is None  # oldest dropped
     tiny = cpu_service(result_cache_mb=1)
     tiny._remember((0,), result(0))  # larger than the whole cap: not kept at all
     assert tiny.result_cache_bytes() == 0

@@ -223,9 +223,27 @@ def test_result_cache_answers_identical_repeats(model_caches, photo):
     first = service.classify(photo, "squeezenet1_1", top_k=3)
     again = service.classify(photo, "squeezenet1_1", top_k=3)
     assert again.repeated and again.prediction is first.prediction
-    assert not service.classify(photo, "squeezenet1_1", top_k=4).repeated  # top-k is part of the key
     service.classify(photo, "resnet18", top_k=3)
+    service.classify(photo.with_name("coffee.jpg"), "resnet18", top_k=3)
     assert not service.classify(photo, "squeezenet1_1", top_k=3).repeated  # evicted: size 2
+
+
+def test_another_top_k_is_sliced_from_the_cached_distribution(model_caches, photo, monkeypatch):
+    """A top-k change needs no new forward pass: the result cache is keyed by image and model, and
+    the k classes come from the full distribution it keeps, the same as a fresh run's."""
+    service = ClassificationService(resolve_settings(device="cpu"))
+    first = service.classify(photo, "squeezenet1_1", top_k=3)
+    forwards = []
+    classifier, _ = service.model("squeezenet1_1")
+    original = classifier.forward
+    monkeypatch.setattr(classifier, "forward", lambda batch: forwards.append(1) or original(batch))
+    five = service.classify(photo, "squeezenet1_1", top_k=5)
+    assert five.repeated and not forwards
+    assert [s.label for s in five.prediction.top[:3]] == [s.label for s in first.prediction.top]
+    assert len(five.prediction.top) == 5 and five.prediction.top[3].probability >= five.prediction.top[4].probability
+    fresh = ClassificationService(resolve_settings(device="cpu", result_cache_size=0)).classify(photo, "squeezenet1_1", top_k=5)
+    assert [(s.index, round(s.probability, 6)) for s in five.prediction.top] == \
+        [(s.index, round(s.probability, 6)) for s in fresh.prediction.top]
 
 
 def test_errors_are_dashboard_errors():

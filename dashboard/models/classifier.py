@@ -6,7 +6,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -76,6 +76,18 @@ class Prediction:
     def label_dict(self) -> dict[str, float]:
         """{label: probability} for the top-k, as gr.Label expects."""
         return {score.label: score.probability for score in self.top}
+
+    def with_top_k(self, top_k: int) -> "Prediction":
+        """The same prediction with another k, taken from the full distribution (no forward pass);
+        itself when k is unchanged. Ties are broken as in Classifier.postprocess (torch.topk)."""
+        import torch
+
+        k = max(1, min(int(top_k), len(self.labels)))
+        if k == len(self.top):
+            return self
+        top_p, top_i = torch.tensor(self.probabilities).topk(k)  # a copy: the array may be read-only
+        top = tuple(ClassScore(int(i), self.labels[int(i)], float(p)) for i, p in zip(top_i, top_p))
+        return replace(self, top=top)
 
 
 def unique_labels(names: Sequence[str]) -> tuple[str, ...]:
