@@ -20,7 +20,8 @@ from dashboard.tabs import page
 from dashboard.tabs import resnet as resnet_tab
 from dashboard.tabs import robustness as robustness_tab
 from dashboard.tabs import vit as vit_tab
-from dashboard.tabs.common import RawImage
+from dashboard.tabs.autorun import AutoRun, current_tab_state
+from dashboard.tabs.common import TOP_K, RawImage, TopKSlider
 
 log = logging.getLogger(__name__)
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
@@ -95,23 +96,32 @@ def build_demo(settings: Settings | None = None, service: ClassificationService 
                                  height=320, elem_id="shared-image")
                 image.max_bytes = max_file_bytes(settings)  # data: URLs sent through the API are capped too
                 page.wire_upload_check(image, service)
+                with gr.Row():
+                    top_k = TopKSlider(**TOP_K, elem_id="topk")  # one top-k, shared by every tab
+                    auto_run = gr.Checkbox(value=settings.auto_run, label="Run on change",
+                                           info="A new image, model or top-k reruns the tab shown",
+                                           elem_id="auto-run")
                 # No fn: clicking an example only fills the image, so nothing is cached or run at start-up.
                 gr.Examples(examples=[[p] for p in example_images()], inputs=[image], label="Examples",
                             examples_per_page=8, cache_examples=False)
             tabs_column = gr.Column(scale=3, min_width=340)
         handlers = Handlers(service, Path(image.GRADIO_CACHE) / "exports")
+        auto = AutoRun(image, top_k, auto_run, current_tab_state("resnet"))
         with tabs_column:
             with gr.Tabs():
-                with gr.Tab("ResNet", id="resnet"):
-                    resnet_tab.build_tab(image, handlers)
-                with gr.Tab("ViT", id="vit"):
-                    vit_tab.build_tab(image, handlers, settings.allow_custom_models)
-                with gr.Tab("Compare", id="compare"):
-                    compare_tab.build_tab(image, handlers)
-                with gr.Tab("Robustness", id="robustness"):
-                    robustness_tab.build_tab(image, handlers, settings.max_sweep_steps)
-                with gr.Tab("Evaluate", id="evaluate"):
+                with gr.Tab("ResNet", id="resnet") as resnet:
+                    resnet_tab.build_tab(image, handlers, auto)
+                with gr.Tab("ViT", id="vit") as vit:
+                    vit_tab.build_tab(image, handlers, settings.allow_custom_models, auto)
+                with gr.Tab("Compare", id="compare") as compare:
+                    compare_tab.build_tab(image, handlers, auto)
+                with gr.Tab("Robustness", id="robustness") as robustness:
+                    robustness_tab.build_tab(image, handlers, settings.max_sweep_steps, auto)
+                with gr.Tab("Evaluate", id="evaluate") as evaluate:
                     evaluate_tab.build_tab(handlers)
+            for tab, tab_id in ((resnet, "resnet"), (vit, "vit"), (compare, "compare"),
+                                (robustness, "robustness"), (evaluate, "evaluate")):
+                auto.wire_selection(tab, tab_id)
 
         explain_tab.build_explain_api(image, handlers)  # /explain (API only)
     # Model events share one concurrency group; requests that overlap are merged into one

@@ -30,6 +30,7 @@ from dashboard.models.runtimes import (
     split_choice,
     validate_runtime,
 )
+from dashboard.palette import colour_map
 from dashboard.service import Classification, ClassificationService, ModelFailure
 
 log = logging.getLogger(__name__)
@@ -179,14 +180,7 @@ class Handlers:
         With ``runtimes``, every chosen model runs on every chosen runtime (pairs "KEY@RUNTIME")."""
         from dashboard.compare import agreement_table, latency_chart_data, latency_table
 
-        chosen = list(keys or [])
-        keys = pair_choices(chosen, runtimes)
-        if not 2 <= len(keys) <= MAX_COMPARE:
-            if runtimes and len(set(map(str, runtimes))) > 1:
-                raise gr.Error(f"Choose between 2 and {MAX_COMPARE} model and runtime pairs to compare "
-                               f"(you chose {len(keys)}).", print_exception=False)
-            raise gr.Error(f"Choose between 2 and {MAX_COMPARE} different models to compare "
-                           f"(you chose {describe_choice(chosen)}).", print_exception=False)
+        keys = self.compare_pairs(keys, runtimes)
         self._prepare(image, keys, progress)
         answers = self.service.classify_each(image, keys, top_k)
         worked = [r for r in answers if isinstance(r, Classification)]
@@ -199,7 +193,45 @@ class Handlers:
         latency = latency_table(worked)
         chart = latency_chart_data(worked)
         agreement = agreement_table(worked)
-        return (*labels, latency, agreement, chart, self._export_csv(latency, worked, answers))
+        csv_path = self._export_csv(latency, worked, answers)
+        return (*labels, latency, agreement, chart_update(chart), gr.update(value=csv_path, interactive=True))
+
+    def compare_pairs(self, keys: Sequence[str] | None, runtimes: Sequence[str] | None) -> list[str]:
+        """The "KEY@RUNTIME" pairs to compare, or a gr.Error saying why not (2 to 4 of them)."""
+        chosen = list(keys or [])
+        pairs = pair_choices(chosen, runtimes)
+        if not 2 <= len(pairs) <= MAX_COMPARE:
+            if runtimes and len(set(map(str, runtimes))) > 1:
+                raise gr.Error(f"Choose between 2 and {MAX_COMPARE} model and runtime pairs to compare "
+                               f"(you chose {len(pairs)}).", print_exception=False)
+            raise gr.Error(f"Choose between 2 and {MAX_COMPARE} different models to compare "
+                           f"(you chose {describe_choice(chosen)}).", print_exception=False)
+        return pairs
+
+    def check_compare(self, image: str | None, keys: Sequence[str] | None, runtimes: Sequence[str] | None) -> None:
+        """What Compare refuses before anything is cleared or run: no image, a wrong number of models."""
+        self.compare_pairs(keys, runtimes)
+        if image is None:
+            raise EmptyImageError("Upload an image first (or pick one of the examples).")
+
+    def cleared_compare(self, keys: Sequence[str] | None, runtimes: Sequence[str] | None) -> tuple:
+        """Compare's outputs emptied for the models now chosen: a titled, empty slot per chosen pair
+        (at most four), no tables, no chart, and a disabled Download CSV button."""
+        try:
+            pairs = pair_choices(list(keys or []), runtimes)[:MAX_COMPARE]
+        except DashboardError:  # an unknown runtime: no titles, the run will say why
+            pairs = []
+        titles = []
+        for pair in pairs:
+            key, runtime = split_choice(pair)
+            try:
+                name = self.service.spec(key).display_name
+            except DashboardError:
+                name = key[:60]
+            titles.append(name if runtime == PYTORCH else f"{name} · {DISPLAY_NAMES.get(runtime, runtime)}")
+        labels = [gr.update(value=None, label=title, visible=True) for title in titles]
+        labels += [gr.update(value=None, visible=False)] * (MAX_COMPARE - len(labels))
+        return (*labels, None, None, None, gr.update(value=None, interactive=False))
 
     def model_facts(self, keys: Sequence[str]):
         """The facts table of ``keys``, the accuracy-against-latency plot data (reference top-1,
@@ -216,7 +248,9 @@ class Handlers:
                 left_out.append(f"{spec.display_name} (not run on this server yet)")
         plotted = accuracy_latency({s.key: measured[s.key] for s in specs if s.key in measured})
         note = f"Not plotted: {'; '.join(left_out)}." if left_out else ""
-        return facts_table([s.key for s in specs]), plotted, note
+        # each model in the colour of its position among the ticked ones, as in the Labels
+        scatter = gr.update(value=plotted, color_map=colour_map([s.display_name for s in specs]))
+        return facts_table([s.key for s in specs]), scatter, note
 
     def _export_csv(self, latency, results: Sequence[Classification],
                     answers: Sequence[object] | None = None) -> str:
@@ -300,7 +334,7 @@ class Handlers:
         self._announce_load(keys, progress, runtime)
         result = self.service.sweep(image, keys, perturbation, steps, seed, x, y, runtime=runtime)
         names = [m.info.display_name for m in result.models]
-        curve = gr.update(value=result.curve_frame(), color_map=dict(zip(names, SWEEP_COLOURS)))
+        curve = gr.update(value=result.curve_frame(), color_map=colour_map(names))
         gallery = [(for_display(img, 320), f"strength {s:.2f} · {result.describe(i)}")
                    for i, (img, s) in enumerate(zip(result.images, result.strengths))]
         return curve, result.change_frame(), gallery
@@ -370,8 +404,10 @@ class Handlers:
             event.set()
 
 
-# One colour per model slot, in the order the models were chosen (Vega's category10 start).
-SWEEP_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")
+def chart_update(chart):
+    """The latency chart's data with the models in the order chosen (gradio sorts x alphabetically
+    otherwise); its stage colours are set once, in the tab."""
+    return gr.update(value=chart, sort=list(dict.fromkeys(chart["model"])))
 
 
 def _perturbed_caption(perturbed) -> str:

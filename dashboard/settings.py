@@ -44,6 +44,7 @@ class Settings:
     local_model_dirs: tuple[str, ...] = ()  # checkpoint folders visitors may pick as local:<folder name>
     custom_model_slots: int = 1  # custom models checked/loaded at once; more are told "busy"
     background_preload: bool = True  # once the page is served, load the default models in the background
+    auto_run: bool = True  # a new image, model or top-k reruns the current tab (a checkbox turns it off)
     max_sweep_steps: int = 24  # strengths in one robustness sweep (each model classifies them in one batch)
     perturb_max_side: int = 1024  # robustness works on the image scaled to at most this many pixels a side
     onnx_cache_dir: str = ""  # exported .onnx files; "" = $XDG_CACHE_HOME/dashboard/onnx (~/.cache/...)

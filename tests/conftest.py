@@ -36,6 +36,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "GRADIO_ANALYTICS_ENABLED": "False",
         "TOKENIZERS_PARALLELISM": "false",
         "DASHBOARD_BACKGROUND_PRELOAD": "false",  # servers started by tests load only what they use
+        "DASHBOARD_AUTO_RUN": "false",  # tests click what they run; tests of auto-run turn it on
         "DASHBOARD_ONNX_CACHE_DIR": str(_ROOT / "onnx"),  # exported .onnx files (issue 12)
     })
     for name in ("DASHBOARD_DEVICE", "DASHBOARD_ALLOW_CUSTOM_MODELS", "DASHBOARD_MEMORY_BUDGET_MB"):

@@ -65,8 +65,10 @@ def test_compare_returns_labels_tables_chart_and_csv(client, photo):
     assert list(agr.columns) == list(AGREEMENT_COLUMNS) and len(agr) == 3  # every pair
     assert agr["JS divergence"].notna().all()  # all three share the ImageNet-1k label space
     assert ((agr["top-k overlap"] >= 0) & (agr["top-k overlap"] <= 1)).all()
-    assert sorted(set(r[1] for r in chart["data"])) == ["forward", "postprocess", "preprocess"]
-    csv = pd.read_csv(csv_path)
+    # chart and file come as updates: the chart keeps the ticked order, the button is enabled
+    assert sorted(set(r[1] for r in chart["value"]["data"])) == ["forward", "postprocess", "preprocess"]
+    assert chart["sort"] == ["ResNet-18", "ViT-B/16", "DeiT-Ti"] and csv_path["interactive"] is True
+    csv = pd.read_csv(csv_path["value"])
     assert list(csv["model"]) == list(lat["model"])
     pd.testing.assert_frame_equal(csv[list(LATENCY_COLUMNS)].astype(str), lat.astype(str))
     assert list(csv["top-1"]) == [u["value"]["label"] for u in visible]

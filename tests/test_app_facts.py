@@ -77,8 +77,10 @@ def test_model_facts_table_and_accuracy_latency_plot(client, photo):
     client.predict(handle_file(str(photo)), "google/vit-base-patch16-224", "facebook/deit-small-patch16-224", 3,
                    api_name="/classify_vit")
     _, scatter, note = client.predict(keys, api_name="/model_facts")
-    points = pd.DataFrame(scatter["data"], columns=scatter["columns"])
+    points = pd.DataFrame(scatter["value"]["data"], columns=scatter["value"]["columns"])
     assert list(points["model"]) == ["ResNet-18", "DeiT-S"]  # ViT-B/16: accuracy unknown, left out
+    # each model keeps the colour of its place among the ticked ones (ViT-B/16 is the second)
+    assert scatter["color_map"] == {"ResNet-18": "#1f77b4", "ViT-B/16": "#ff7f0e", "DeiT-S": "#2ca02c"}
     assert list(points["top-1 %"]) == [69.758, 79.9] and (points["latency ms"] > 0).all()
     assert note == "Not plotted: ViT-B/16 (reference accuracy unknown)."
 

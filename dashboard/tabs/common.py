@@ -12,6 +12,8 @@ import gradio as gr
 from gradio.data_classes import ImageData
 
 from dashboard.compare import LATENCY_COLUMNS
+from dashboard.errors import EmptyImageError
+from dashboard.handlers import user_errors
 from dashboard.models.registry import SHOWN_PREFIX
 
 
@@ -55,6 +57,19 @@ def model_outputs(prefix: str) -> tuple[gr.Label, gr.Markdown, gr.Dataframe]:
     times = gr.Dataframe(headers=list(LATENCY_COLUMNS), label="Latency per stage (ms)",
                          interactive=False, elem_id=f"{prefix}-times")
     return label, card, times
+
+
+def cleared_model_outputs(*inputs: object) -> tuple:
+    """A single-model tab's Label, stage table and card, emptied (the inputs changed or a run
+    was asked for: nothing shown may belong to the previous input)."""
+    return None, None, ""
+
+
+@user_errors
+def check_image_given(image_path: str | None, *inputs: object) -> None:
+    """Refused before anything is cleared: there is no image yet."""
+    if image_path is None:
+        raise EmptyImageError("Upload an image first (or pick one of the examples).")
 
 
 class TopKSlider(gr.Slider):
@@ -143,4 +158,4 @@ def runtime_selector(prefix: str, multiple: bool = False) -> gr.Radio | gr.Check
                         elem_id=f"{prefix}-runtime")
 
 
-TOP_K = dict(minimum=1, maximum=10, step=1, value=3, label="Top-k")
+TOP_K = dict(minimum=1, maximum=10, step=1, value=3, label="Top-k (every tab)")

@@ -8,7 +8,9 @@ from dashboard.compare import AGREEMENT_COLUMNS, LATENCY_COLUMNS
 from dashboard.handlers import MAX_COMPARE, Handlers, user_errors
 from dashboard.models.registry import DEFAULT_COMPARE_KEYS, list_models
 from dashboard.tabs import facts as facts_block
-from dashboard.tabs.common import TOP_K, ModelChoices, TopKSlider, runtime_selector
+from dashboard.palette import STAGE_COLOURS
+from dashboard.tabs.autorun import AutoRun
+from dashboard.tabs.common import ModelChoices, runtime_selector
 from dashboard.tabs.explain import build_compare_explain_panel
 
 
@@ -23,14 +25,37 @@ AGREEMENT_HELP = (
     "models put their probability on completely different classes; empty when their label sets differ.")
 
 
-def build_tab(image: gr.Image, handlers: Handlers) -> dict[str, gr.components.Component]:
-    """Model choice, Labels side by side, latency and agreement tables, a chart and a CSV."""
-    with gr.Row():
-        models = ModelChoices(
-            choices=[(s.display_name, s.key) for s in list_models()], value=list(DEFAULT_COMPARE_KEYS),
-            label=f"Models (2 to {MAX_COMPARE})", elem_id="compare-models",
-        )
-        top_k = TopKSlider(**TOP_K, elem_id="compare-topk")
+# Ticking a fifth model unticks it again, in the page (no round trip); the hidden "models" group
+# holds the ticked models of both groups in the order they were ticked, which every view follows.
+LIMIT_JS = """(cnn, vit, order) => {
+  const ticked = [...(cnn || []), ...(vit || [])];
+  let next = (order || []).filter((k) => ticked.includes(k));
+  for (const k of ticked) if (!next.includes(k)) next.push(k);
+  next = next.slice(0, %d);
+  return [(cnn || []).filter((k) => next.includes(k)), (vit || []).filter((k) => next.includes(k)), next];
+}""" % MAX_COMPARE
+
+
+def _group(backend: str, label: str, elem_id: str) -> gr.CheckboxGroup:
+    specs = list_models(backend)
+    return gr.CheckboxGroup(choices=[(s.display_name, s.key) for s in specs],
+                            value=[k for k in DEFAULT_COMPARE_KEYS if k in {s.key for s in specs}],
+                            label=label, elem_id=elem_id, elem_classes=["model-group"])
+
+
+def build_tab(image: gr.Image, handlers: Handlers, auto: AutoRun) -> dict[str, gr.components.Component]:
+    """Model choice (CNNs and Transformers, 2 to 4 in all), runtimes, Labels side by side, latency and
+    agreement tables, a chart and a CSV. The top-k is the page's shared slider."""
+    gr.Markdown(f"**Models: 2 to {MAX_COMPARE}** from both groups (a fifth tick is refused; untick one first).",
+                elem_id="compare-models-help")
+    with gr.Row(equal_height=False):
+        cnn = _group("torchvision", "CNNs (torchvision)", "compare-models-cnn")
+        vit = _group("transformers", "Transformers", "compare-models-vit")
+    # what /compare receives: the ticked models of both groups, in ticking order
+    models = ModelChoices(choices=[(s.display_name, s.key) for s in list_models()], value=list(DEFAULT_COMPARE_KEYS),
+                          label=f"Models (2 to {MAX_COMPARE})", visible="hidden", elem_id="compare-models")
+    for group in (cnn, vit):
+        group.input(None, [cnn, vit, models], [cnn, vit, models], js=LIMIT_JS, queue=False)
     # each chosen model runs on each chosen runtime: "ResNet-18" and "ResNet-18 · ONNX Runtime int8"
     runtimes = runtime_selector("compare", multiple=True)
     button = gr.Button("Compare", variant="primary", elem_id="compare-run")
@@ -44,8 +69,9 @@ def build_tab(image: gr.Image, handlers: Handlers) -> dict[str, gr.components.Co
                              interactive=False, elem_id="compare-agreement")
     gr.Markdown(AGREEMENT_HELP, elem_id="compare-agreement-help")
     chart = gr.BarPlot(x="model", y="ms", color="stage", label="Latency per model (ms, stacked by stage)",
-                       elem_id="compare-chart")
-    download = gr.DownloadButton("Download CSV", elem_id="compare-csv")
+                       color_map=dict(STAGE_COLOURS), x_label_angle=-30, elem_id="compare-chart")
+    # nothing to download before a comparison; each run enables it with its own file
+    download = gr.DownloadButton("Download CSV", interactive=False, elem_id="compare-csv")
     explain = build_compare_explain_panel(image, handlers, models)
 
     @user_errors
@@ -53,8 +79,25 @@ def build_tab(image: gr.Image, handlers: Handlers) -> dict[str, gr.components.Co
                 progress=gr.Progress()):
         return handlers.compare(image_path, keys, k, progress, runtimes)
 
-    button.click(compare, [image, models, top_k, runtimes], [*labels, latency, agreement, chart, download],
-                 api_name="compare", concurrency_id="models")
+    @user_errors
+    def check_compare(image_path: str | None, keys: list[str], k: float, runtimes: list[str] | None = None):
+        handlers.check_compare(image_path, keys, runtimes)
+
+    def cleared_compare(image_path: str | None, keys: list[str], k: float, runtimes: list[str] | None = None):
+        return handlers.cleared_compare(keys, runtimes)
+
+    def ready(image_path: str | None, keys: list[str], k: float, runtimes: list[str] | None = None) -> bool:
+        try:
+            handlers.check_compare(image_path, keys, runtimes)
+        except gr.Error:  # mid-choice (one model ticked): auto-run waits, without a toast
+            return False
+        return True
+
+    run = dict(run=compare, clear=cleared_compare, inputs=[image, models, auto.top_k, runtimes],
+               outputs=[*labels, latency, agreement, chart, download])
+    auto.wire_button(button, check=check_compare, **run, api_name="compare")
+    auto.wire_tab("compare", **run, triggers=[models, runtimes], ready=ready)
     facts = facts_block.build_block(models, latency, handlers)  # reference figures + accuracy/latency plot
-    return {**facts, "models": models, "top_k": top_k, "runtimes": runtimes, "button": button, "labels": labels,
-            "latency": latency, "agreement": agreement, "chart": chart, "download": download, "explain": explain}
+    return {**facts, "models": models, "model_groups": [cnn, vit], "top_k": auto.top_k, "runtimes": runtimes,
+            "button": button, "labels": labels, "latency": latency, "agreement": agreement, "chart": chart,
+            "download": download, "explain": explain}

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 from dashboard.handlers import user_errors
+from dashboard.palette import MODEL_COLOURS
 
 if TYPE_CHECKING:
     from dashboard.service import ClassificationService
@@ -40,7 +41,9 @@ body.presenter {
   --button-small-text-size: 20px;
 }
 body.presenter .gradio-container table { font-size: 1.25rem; }
-"""
+""" + "".join(  # the n-th chosen model's slot carries the n-th model colour, as in the plots
+    f"#compare-label-{i}, #robust-label-{i} {{ border-left: 6px solid {colour}; }}\n"
+    for i, colour in enumerate(MODEL_COLOURS))
 
 # ?presenter=1 ticks the toggle at load; the toggle sets the body class (no server round trip).
 PRESENTER_FROM_URL = "() => new URLSearchParams(window.location.search).get('presenter') === '1'"

@@ -7,9 +7,11 @@ import gradio as gr
 
 from dashboard.handlers import Handlers, user_errors
 from dashboard.models.registry import DEFAULT_COMPARE_KEYS, list_models
-from dashboard.perturb import DEFAULT_SEED, DEFAULT_STEPS, MAX_MODELS, PERTURBATIONS
+from dashboard.perturb import DEFAULT_SEED, DEFAULT_STEPS, MAX_MODELS, PERTURBATIONS, check_models
 from dashboard.robustness import CHANGE_COLUMNS
-from dashboard.tabs.common import TOP_K, runtime_selector
+from dashboard.errors import EmptyImageError
+from dashboard.tabs.autorun import AutoRun
+from dashboard.tabs.common import runtime_selector
 
 INTRO = ("Perturb the image and watch each model's answer. The perturbations are named after the "
          "corruptions of **ImageNet-C** (Hendrycks & Dietterich, 2019); the strength (0 = the clean image, "
@@ -17,12 +19,34 @@ INTRO = ("Perturb the image and watch each model's answer. The perturbations are
          "steps and plots how likely each model still finds its clean answer.")
 
 
-def clear_outputs() -> tuple:
-    """Empty values for every output of the tab (the Labels keep their slots and visibility)."""
-    return (None, "", *[gr.update(value=None)] * MAX_MODELS, "", None, None, [])
+def clear_answers(*inputs: object) -> tuple:
+    """The preview, caption, Labels (keeping their slots and visibility) and summary, emptied."""
+    return (None, "", *[gr.update(value=None)] * MAX_MODELS, "")
 
 
-def build_tab(image: gr.Image, handlers: Handlers, max_steps: int) -> dict[str, gr.components.Component]:
+def clear_sweep(*inputs: object) -> tuple:
+    """The sweep's chart, table and gallery, emptied."""
+    return None, None, []
+
+
+def clear_outputs(*inputs: object) -> tuple:
+    """Empty values for every output of the tab."""
+    return (*clear_answers(), *clear_sweep())
+
+
+@user_errors
+def check_request(image_path: str | None, models: list[str] | None, *rest: object) -> None:
+    """Refused before anything is cleared: no image, or not 1 to 4 models."""
+    check_models(models)
+    if image_path is None:
+        raise EmptyImageError("Upload an image first (or pick one of the examples).")
+
+
+def _ready(image_path: str | None, models: list[str] | None, *rest: object) -> bool:
+    return image_path is not None and 1 <= len(models or []) <= MAX_MODELS
+
+
+def build_tab(image: gr.Image, handlers: Handlers, max_steps: int, auto: AutoRun) -> dict[str, gr.components.Component]:
     """Perturbation controls, the preview and Labels; the sweep's chart, table and gallery."""
     gr.Markdown(INTRO)
     with gr.Row():
@@ -36,11 +60,10 @@ def build_tab(image: gr.Image, handlers: Handlers, max_steps: int) -> dict[str, 
         with gr.Row():
             x = gr.Slider(0, 1, value=0.5, step=0.01, label="x (fraction of the width)", elem_id="robust-x")
             y = gr.Slider(0, 1, value=0.5, step=0.01, label="y (fraction of the height)", elem_id="robust-y")
-    with gr.Row():
-        models = gr.CheckboxGroup(
-            choices=[(s.display_name, s.key) for s in list_models()], value=list(DEFAULT_COMPARE_KEYS),
-            label=f"Models (1 to {MAX_MODELS})", elem_id="robust-models")
-        top_k = gr.Slider(**TOP_K, elem_id="robust-topk")
+    models = gr.CheckboxGroup(
+        choices=[(s.display_name, s.key) for s in list_models()], value=list(DEFAULT_COMPARE_KEYS),
+        label=f"Models (1 to {MAX_MODELS})", elem_id="robust-models")
+    top_k = auto.top_k  # the page's shared top-k
     runtime = runtime_selector("robust")  # every chosen model runs on this runtime
     button = gr.Button("Classify the perturbed image", variant="primary", elem_id="robust-run")
     with gr.Row():
@@ -83,16 +106,24 @@ def build_tab(image: gr.Image, handlers: Handlers, max_steps: int) -> dict[str, 
     # While the slider moves: the preview alone (cheap, the latest position wins); on release: the models.
     strength.input(perturb_preview, [image, *knobs], [preview, caption], api_name="perturb",
                    trigger_mode="always_last", show_progress="hidden", concurrency_id="preview")
-    answer = dict(fn=robustness, inputs=[image, models, *knobs, top_k, runtime], outputs=[preview, caption, *labels, summary],
-                  concurrency_id="models")
-    button.click(**answer, api_name="robustness")
+    def rerun(*values):
+        """Auto-run: the answers on the new inputs; the sweep (not rerun) is cleared."""
+        return (*robustness(*values), *clear_sweep())
+
+    answer_inputs = [image, models, *knobs, top_k, runtime]
+    answer_outputs = [preview, caption, *labels, summary]
+    sweep_outputs = [curve, changes, gallery]
+    answer = dict(fn=robustness, inputs=answer_inputs, outputs=answer_outputs, concurrency_id="models")
+    auto.wire_button(button, check=check_request, clear=clear_answers, run=robustness, inputs=answer_inputs,
+                     outputs=answer_outputs, api_name="robustness")
     for event in (strength.release, perturbation.input, seed.submit, x.release, y.release):
         event(**answer, api_visibility="private", trigger_mode="always_last")
-    sweep_button.click(sweep, [image, models, perturbation, steps, seed, x, y, runtime], [curve, changes, gallery],
-                       api_name="sweep", concurrency_id="models")
-    # A new image makes every answer here stale: clear them (no model runs until asked).
-    image.change(clear_outputs, None, [preview, caption, *labels, summary, curve, changes, gallery],
-                 api_visibility="private", queue=False)
+    auto.wire_button(sweep_button, check=check_request, clear=clear_sweep, run=sweep,
+                     inputs=[image, models, perturbation, steps, seed, x, y, runtime], outputs=sweep_outputs,
+                     api_name="sweep")
+    # A new image, model choice, runtime or top-k: rerun the answers (auto-run, this tab shown) or clear them.
+    auto.wire_tab("robustness", run=rerun, clear=clear_outputs, inputs=answer_inputs,
+                  outputs=[*answer_outputs, *sweep_outputs], triggers=[models, runtime], ready=_ready)
     return {"perturbation": perturbation, "strength": strength, "seed": seed, "x": x, "y": y,
             "models": models, "top_k": top_k, "runtime": runtime, "button": button, "preview": preview, "caption": caption, "summary": summary,
             "labels": labels, "steps": steps, "sweep": sweep_button, "chart": curve, "changes": changes,
