@@ -14,6 +14,7 @@ Wiring only: the checks and runs are the tab's own callbacks (which call the han
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -43,6 +44,46 @@ class TabRun:
     ready: Callable[..., bool]  # (*inputs) -> whether auto-run should run (e.g. 2-4 models ticked)
 
 
+class InputsVersion:
+    """Per session and tab: how many times the tab's outputs were cleared for new inputs. A run
+    that started before the latest clear drops its answer (it belongs to older inputs): without
+    this, a slow run for the previous model choice could land after the clear for the new one."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def bump(self, tab: str) -> None:
+        self.counts[tab] = self.counts.get(tab, 0) + 1
+
+    def get(self, tab: str) -> int:
+        return self.counts.get(tab, 0)
+
+
+def _cleared(tab: str, clear: Callable, version: InputsVersion, *values: object):
+    version.bump(tab)
+    return clear(*values)
+
+
+def _current_only(tab: str, run: Callable, version: InputsVersion, *values: object, **kwargs: object):
+    started = version.get(tab)
+    result = run(*values, **kwargs)
+    return result if version.get(tab) == started else gr.skip()
+
+
+def _endpoint(tab: str, run: Callable) -> Callable:
+    """``run`` behind _current_only, with run's own signature (after the version state) so that
+    gradio still names the API parameters after it and passes its gr.Progress."""
+
+    @functools.wraps(run)
+    def endpoint(inputs_version: InputsVersion, *values: object, **kwargs: object):
+        return _current_only(tab, run, inputs_version, *values, **kwargs)
+
+    signature = inspect.signature(run)
+    version = inspect.Parameter("inputs_version", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    endpoint.__signature__ = signature.replace(parameters=[version, *signature.parameters.values()])  # type: ignore[attr-defined]
+    return endpoint
+
+
 @dataclass
 class AutoRun:
     """The page's shared image, top-k and auto-run checkbox, and which tab is shown."""
@@ -51,17 +92,21 @@ class AutoRun:
     top_k: Component
     enabled: gr.Checkbox
     current: gr.State
+    version: gr.State = field(default_factory=lambda: gr.State(InputsVersion()))  # copied per session
     _tabs: dict[str, TabRun] = field(default_factory=dict)
 
     def wire_button(self, button: gr.Button, *, check: Callable, clear: Callable, run: Callable,
-                    inputs: Sequence[Component], outputs: Sequence[Component], api_name: str) -> None:
+                    inputs: Sequence[Component], outputs: Sequence[Component], api_name: str,
+                    tab: str) -> None:
         """check (a toast when refused, nothing cleared) -> clear -> run (the API endpoint).
 
         The API calls ``run`` directly, so ``run`` checks everything again on the server."""
         inputs, outputs = list(inputs), list(outputs)
-        (button.click(check, inputs, None, api_visibility="private", queue=False, show_progress="hidden")
-         .success(clear, inputs, outputs, api_visibility="private", queue=False, show_progress="hidden")
-         .success(run, inputs, outputs, api_name=api_name, concurrency_id="models"))
+        (button.click(check, inputs, None, api_visibility="private", concurrency_limit=None, show_progress="hidden")
+         .success(functools.partial(_cleared, tab, clear), [self.version, *inputs], outputs,
+                  api_visibility="private", queue=False, show_progress="hidden")
+         .success(_endpoint(tab, run), [self.version, *inputs],
+                  outputs, api_name=api_name, concurrency_id="models"))
 
     def wire_tab(self, tab_id: str, *, run: Callable, clear: Callable, inputs: Sequence[Component],
                  outputs: Sequence[Component], triggers: Sequence[Component] = (),
@@ -71,9 +116,14 @@ class AutoRun:
         entry = TabRun(run, clear, list(inputs), list(outputs), ready)
         self._tabs[tab_id] = entry
         changed = [self.image, *triggers] + ([self.top_k] if top_k else [])
-        gr.on([c.change for c in changed], functools.partial(_follow_inputs, tab_id, entry),
-              [self.enabled, self.current, *entry.inputs], entry.outputs, api_visibility="private",
-              trigger_mode="always_last", concurrency_id="models", show_progress="minimal")
+        # cleared at once, in the page's own round trip; then, if it is the tab shown, run again
+        (gr.on([c.change for c in changed], functools.partial(_cleared, tab_id, entry.clear),
+               [self.version, *entry.inputs], entry.outputs, api_visibility="private", queue=False,
+               show_progress="hidden")
+         .then(functools.partial(_follow_inputs, tab_id, entry), [self.version, self.enabled, self.current,
+                                                                  *entry.inputs],
+               entry.outputs, api_visibility="private", trigger_mode="always_last", concurrency_id="models",
+               show_progress="minimal"))
 
     def wire_selection(self, tab: gr.Tab, tab_id: str) -> None:
         """Showing a tab makes it current and, with auto-run on, runs it on the current image."""
@@ -81,26 +131,29 @@ class AutoRun:
                    queue=False, show_progress="hidden")
         entry = self._tabs.get(tab_id)
         if entry is not None:
-            tab.select(functools.partial(_run_on_selection, entry), [self.enabled, *entry.inputs], entry.outputs,
+            tab.select(functools.partial(_run_on_selection, tab_id, entry), [self.version, self.enabled, *entry.inputs],
+                       entry.outputs,
                        api_visibility="private", trigger_mode="always_last", concurrency_id="models",
                        show_progress="minimal")
 
 
-def _follow_inputs(tab_id: str, entry: TabRun, enabled: bool, current: str, *values: object):
-    if enabled and current == tab_id and values[0] is not None and entry.ready(*values):
-        try:
-            return entry.run(*values)
-        except gr.Error as exc:
-            # an unreadable upload is already flagged by the upload check: no second toast
-            if isinstance(exc.__context__, ImageInputError):
-                return entry.clear(*values)
-            raise
-    return entry.clear(*values)
+def _follow_inputs(tab_id: str, entry: TabRun, version: InputsVersion, enabled: bool, current: str,
+                   *values: object):
+    """After the clear: run again when auto-run is on and this tab is the one shown."""
+    if not (enabled and current == tab_id and values[0] is not None and entry.ready(*values)):
+        return gr.skip()
+    try:
+        return _current_only(tab_id, entry.run, version, *values)
+    except gr.Error as exc:
+        # an unreadable upload is already flagged by the upload check: no second toast
+        if isinstance(exc.__context__, ImageInputError):
+            return gr.skip()
+        raise
 
 
-def _run_on_selection(entry: TabRun, enabled: bool, *values: object):
+def _run_on_selection(tab_id: str, entry: TabRun, version: InputsVersion, enabled: bool, *values: object):
     if enabled and values[0] is not None and entry.ready(*values):
-        return entry.run(*values)
+        return _current_only(tab_id, entry.run, version, *values)
     return gr.skip()
 
 

@@ -95,7 +95,7 @@ def build_tab(image: gr.Image, handlers: Handlers, auto: AutoRun) -> dict[str, g
 
     run = dict(run=compare, clear=cleared_compare, inputs=[image, models, auto.top_k, runtimes],
                outputs=[*labels, latency, agreement, chart, download])
-    auto.wire_button(button, check=check_compare, **run, api_name="compare")
+    auto.wire_button(button, check=check_compare, **run, api_name="compare", tab="compare")
     auto.wire_tab("compare", **run, triggers=[models, runtimes], ready=ready)
     facts = facts_block.build_block(models, latency, handlers)  # reference figures + accuracy/latency plot
     return {**facts, "models": models, "model_groups": [cnn, vit], "top_k": auto.top_k, "runtimes": runtimes,

@@ -34,7 +34,7 @@ def build_tab(image: gr.Image, handlers: Handlers, auto: AutoRun) -> dict[str, g
 
     run = dict(run=classify_resnet, clear=cleared_model_outputs, inputs=[image, model, auto.top_k, runtime],
                outputs=[label, times, card])
-    auto.wire_button(button, check=check_image_given, **run, api_name="classify_resnet")
+    auto.wire_button(button, check=check_image_given, **run, api_name="classify_resnet", tab="resnet")
     auto.wire_tab("resnet", **run, triggers=[model, runtime])
     return {"model": model, "top_k": auto.top_k, "runtime": runtime, "button": button, "label": label,
             "card": card, "times": times, "explain": explain, **view}

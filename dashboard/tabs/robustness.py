@@ -115,12 +115,12 @@ def build_tab(image: gr.Image, handlers: Handlers, max_steps: int, auto: AutoRun
     sweep_outputs = [curve, changes, gallery]
     answer = dict(fn=robustness, inputs=answer_inputs, outputs=answer_outputs, concurrency_id="models")
     auto.wire_button(button, check=check_request, clear=clear_answers, run=robustness, inputs=answer_inputs,
-                     outputs=answer_outputs, api_name="robustness")
+                     outputs=answer_outputs, api_name="robustness", tab="robustness")
     for event in (strength.release, perturbation.input, seed.submit, x.release, y.release):
         event(**answer, api_visibility="private", trigger_mode="always_last")
     auto.wire_button(sweep_button, check=check_request, clear=clear_sweep, run=sweep,
                      inputs=[image, models, perturbation, steps, seed, x, y, runtime], outputs=sweep_outputs,
-                     api_name="sweep")
+                     api_name="sweep", tab="robustness-sweep")
     # A new image, model choice, runtime or top-k: rerun the answers (auto-run, this tab shown) or clear them.
     auto.wire_tab("robustness", run=rerun, clear=clear_outputs, inputs=answer_inputs,
                   outputs=[*answer_outputs, *sweep_outputs], triggers=[models, runtime], ready=_ready)

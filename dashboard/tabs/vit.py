@@ -39,7 +39,7 @@ def build_tab(image: gr.Image, handlers: Handlers, allow_custom: bool,
 
     run = dict(run=classify_vit, clear=cleared_model_outputs, inputs=[image, preset, custom, auto.top_k, runtime],
                outputs=[label, times, card])
-    auto.wire_button(button, check=check_image_given, **run, api_name="classify_vit")
+    auto.wire_button(button, check=check_image_given, **run, api_name="classify_vit", tab="vit")
     # a free-form id runs when submitted (Enter), not on every keystroke
     (custom.submit(check_image_given, run["inputs"], None, api_visibility="private", queue=False)
      .success(cleared_model_outputs, None, run["outputs"], api_visibility="private", queue=False)
