@@ -1,8 +1,8 @@
 """Runtimes beside PyTorch (issue 12): ONNX Runtime fp32 and int8 on random-init checkpoints.
 
-Exports are of small models: ResNet-18 at full size (once per session, shared through the
-session's ONNX cache), SqueezeNet 1.1, tiny ViT/DeiT configs, a tiny ResNeXt built here. The
-full-size ViT-B/16 is exported only by the benchmark (benchmarks/section_runtimes.py).
+Exports: ResNet-18 and ViT-B/16 at full size (once per session, shared through the session's
+ONNX cache; ViT-B/16's export and gate take about 12 s here), SqueezeNet 1.1, tiny ViT/DeiT
+configs, a tiny ResNeXt built here. Speed is measured by benchmarks/section_runtimes.py only.
 """
 
 from __future__ import annotations
