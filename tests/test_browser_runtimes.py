@@ -1,4 +1,5 @@
-"""The runtime selectors (ResNet, Compare, Evaluate), Compare's model x runtime pairs and its PyTorch-only heatmaps, in headless Chromium (issue 12)."""
+"""The runtime selectors (ResNet, Compare, Evaluate), Compare's model x runtime pairs and its
+PyTorch-only heatmaps, in headless Chromium (issue 12)."""
 
 from __future__ import annotations
 
