@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="local (default) or ray (Ray Data; a local Ray instance unless --address)")
     evaluate.add_argument("--address", help="Ray cluster address, e.g. ray://head:10001 or auto")
     evaluate.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    evaluate.add_argument("--runtime", help=f"{', '.join(RUNTIMES)} (default {PYTORCH}); applies to every "
+                          "--model without its own '@RUNTIME' (e.g. resnet18@onnxruntime-int8)")
     return parser
 
 

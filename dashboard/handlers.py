@@ -354,31 +354,35 @@ class Handlers:
         return result.overlay, explanation_caption(result), result.metadata()
 
     def explain_compare(self, image: str | None, keys: Sequence[str], method: str | None,
-                        opacity: float | None, progress: gr.Progress):
-        """One overlay per chosen model, titled with model, class, method and milliseconds."""
+                        opacity: float | None, progress: gr.Progress, runtime: str | None = None):
+        """One overlay per chosen model, titled with model, class, method and milliseconds.
+        PyTorch only, like ``explain``: another runtime is refused before any model loads."""
         keys = list(dict.fromkeys(keys or []))
         if not 1 <= len(keys) <= MAX_COMPARE:
             raise gr.Error(f"Choose between 1 and {MAX_COMPARE} models to explain (you chose {len(keys)}).",
                            print_exception=False)
         if image is None:
             raise EmptyImageError("Upload an image first (or pick one of the examples).")
-        self._announce_load(keys, progress)
+        specs = [self.service.explainable_spec(key, runtime) for key in keys]
+        self._announce_load([spec.key for spec in specs], progress)
         progress(0.3, desc=f"Computing {len(keys)} heatmaps…")
-        results = self.service.explain_models(image, keys, method, opacity=opacity)
+        results = self.service.explain_models(image, keys, method, opacity=opacity, runtime=runtime)
         slots = [gr.update(value=r.overlay, label=r.title(), visible=True) for r in results]
         slots += [gr.update(value=None, visible=False)] * (MAX_COMPARE - len(results))
         return (*slots, [r.metadata() for r in results])
 
     # --- Evaluate tab: accuracy on an uploaded .zip of labelled images (dashboard/evaluate) -----
-    def evaluate(self, archive: str | None, keys: Sequence[str], session: str, progress: gr.Progress):
-        """Summary, per-class, confusions, disagreement, gallery, CSV file and a status line."""
+    def evaluate(self, archive: str | None, keys: Sequence[str], session: str, progress: gr.Progress,
+                 runtime: str | None = None):
+        """Summary, per-class, confusions, disagreement, gallery, CSV file and a status line; every
+        model on ``runtime`` (default pytorch)."""
         if not archive:
             raise gr.Error("Upload a .zip of labelled images first (one folder per class).", print_exception=False)
         keys = list(dict.fromkeys(keys or []))
         if not 1 <= len(keys) <= MAX_COMPARE:
             raise gr.Error(f"Choose between 1 and {MAX_COMPARE} models to evaluate (you chose {len(keys)}).",
                            print_exception=False)
-        self._announce_load(keys, progress)
+        self._announce_load(keys, progress, runtime)  # an unknown runtime is refused here, before any load
         cancel = self._cancel_events.setdefault(session, threading.Event())
         cancel.clear()
 
@@ -386,7 +390,8 @@ class Handlers:
             progress(p.fraction, desc=f"Evaluating: {p.describe()}")
 
         try:
-            report = self.service.evaluate(archive, keys, progress=report_progress, cancel=cancel, upload=True)
+            report = self.service.evaluate(archive, keys, progress=report_progress, cancel=cancel, upload=True,
+                                           runtime=runtime)
         finally:
             self._cancel_events.pop(session, None)
         self.export_dir.mkdir(parents=True, exist_ok=True)

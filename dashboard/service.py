@@ -507,7 +507,8 @@ class ClassificationService:
         labelled folder, .zip or CSV. Options: batch_size, limit, engine ("local" | "ray"),
         address, progress (called with an evaluate.engine.Progress), cancel (a threading.Event,
         checked after each batch), gallery_size, upload (True: a visitor's file, only a .zip is
-        accepted). See dashboard.evaluate.runner.evaluate."""
+        accepted), runtime (default pytorch; a key may be "KEY@RUNTIME" itself). See
+        dashboard.evaluate.runner.evaluate."""
         from dashboard.evaluate.runner import evaluate
 
         return evaluate(self, source, models, **options)

@@ -87,3 +87,18 @@ class ColourModel(torch.nn.Module):
 
     def forward(self, x):
         return -20 * torch.cdist(x.mean(dim=(2, 3)), self.prototypes)
+
+
+def onnx_twin(classifier, folder: Path):
+    """The same classifier with an ONNX Runtime fp32 forward: exported by the dashboard's own
+    exporter, run by its OnnxClassifier (preprocessing and labels shared), keyed KEY@onnxruntime."""
+    import dataclasses
+
+    from dashboard.models import onnx_backend
+
+    path = Path(folder) / f"{classifier.info.key}.onnx"
+    onnx_backend.export(classifier, path)
+    session = onnx_backend.open_session(path, "cpu", 1)
+    info = dataclasses.replace(classifier.info, display_name=f"{classifier.info.display_name} · ONNX Runtime",
+                               runtime="onnxruntime", file_bytes=path.stat().st_size)
+    return onnx_backend.OnnxClassifier(classifier, session, info, path)

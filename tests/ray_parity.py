@@ -1,4 +1,5 @@
-"""Run by tests/test_evaluate_ray.py in its own process: both engines on one folder, as JSON.
+"""Run by tests/test_evaluate_ray.py in its own process: both engines on one folder, as JSON
+(the known colour models; a registry model on PyTorch and ONNX Runtime by key).
 
 Ray is kept out of the pytest process: its threads and its C++ terminate handler, left in a
 process that also holds torch tensors in other threads, can abort that process's interpreter
@@ -36,8 +37,13 @@ def main(folder: Path) -> None:
     local = service.evaluate(folder, models)
     seen = []
     distributed = service.evaluate(folder, models, engine="ray", progress=seen.append)
+    # registry keys on ONNX Runtime: each actor loads KEY@RUNTIME itself (the driver's export reused)
+    keys = ["squeezenet1_1", "squeezenet1_1@onnxruntime"]
+    onnx_local = service.evaluate(folder, keys, limit=8)
+    onnx_ray = service.evaluate(folder, keys, limit=8, engine="ray")
     out = {"local": summary(local), "ray": summary(distributed), "last_done": seen[-1].done,
-           "ray_still_up": ray.is_initialized()}
+           "onnx_local": summary(onnx_local), "onnx_ray": summary(onnx_ray),
+           "onnx_runtimes": [m.runtime for m in onnx_ray.models], "ray_still_up": ray.is_initialized()}
     print(json.dumps(out, default=list))
     sys.stdout.flush()
     os._exit(0)  # see the module docstring: skip a teardown that Ray can abort

@@ -1,4 +1,5 @@
-"""The runtime selector and Compare's model x runtime pairs, in headless Chromium (issue 12)."""
+"""The runtime selectors (ResNet, Compare, Evaluate), Compare's model x runtime pairs and its
+PyTorch-only heatmaps, in headless Chromium (issue 12)."""
 
 from __future__ import annotations
 
@@ -75,3 +76,42 @@ def test_compare_shows_one_model_on_two_runtimes(page):
     expect(rows.nth(1).get_by_role("gridcell").first).to_have_text("ResNet-18 · ONNX Runtime")
     agreement = page.locator("#compare-agreement [role=row].virtual-row").first.get_by_role("gridcell")
     expect(agreement.nth(2)).to_have_text("true")  # same weights, same top-1
+
+
+def test_compare_heatmaps_run_on_pytorch_whatever_the_runtimes_ticked(page):
+    """After the ONNX Runtime comparison above, the heatmap panel still explains with PyTorch
+    (it sends runtime "pytorch") and says so."""
+    from playwright.sync_api import expect
+
+    _tab(page, "Compare")
+    expect(page.locator("#compare-runtime").get_by_label("ONNX Runtime", exact=True)).to_be_checked()
+    expect(page.locator("#compare-explain-runtime-note")).to_contain_text("computed with PyTorch")
+    page.click("#compare-explain-run")
+    title = page.locator("#compare-explain-0 [data-testid=block-label]")
+    expect(title).to_contain_text("ResNet-18 · ", timeout=MODEL_MS)
+    expect(title).to_contain_text("Grad-CAM")
+
+
+def test_evaluate_tab_runs_on_the_chosen_runtime(page, tmp_path):
+    import csv
+
+    from playwright.sync_api import expect
+
+    import evalkit
+
+    folder = evalkit.labelled_folder(tmp_path / "photos", per_class=2,
+                                     names={"red": "tench", "green": "207", "blue": "n01443537", "yellow": "goldfish"})
+    archive = evalkit.zip_folder(folder, tmp_path / "photos.zip")
+    _tab(page, "Evaluate")
+    page.locator("#evaluate-zip input[type=file]").set_input_files(str(archive))
+    page.locator("#evaluate-runtime").get_by_label("ONNX Runtime", exact=True).check()
+    page.click("#evaluate-run")
+    expect(page.locator("#evaluate-status")).to_contain_text("8 images evaluated", timeout=MODEL_MS)
+    cells = page.locator("#evaluate-summary [role=row].virtual-row").first.get_by_role("gridcell")
+    expect(cells.first).to_have_text("resnet18@onnxruntime")
+    expect(cells.last).to_have_text("onnxruntime")
+    with page.expect_download(timeout=UI_MS) as info:
+        page.locator("#evaluate-csv").click()
+    with open(info.value.path(), newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 8 and {(r["model"], r["runtime"]) for r in rows} == {("resnet18@onnxruntime", "onnxruntime")}

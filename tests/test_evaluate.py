@@ -121,7 +121,7 @@ def test_unmatched_folder_is_reported_not_dropped(eval_service, colour_model, tm
     assert m.unmatched_classes == ("purple",) and m.unmatched_images == 1
     assert report.images == 13 and m.evaluated == 12
     assert ("notes.txt", "not inside a class folder") in report.skipped
-    assert ("purple/a.png", "purple", "colour-test", "blue, azure", None, None) in report.predictions
+    assert ("purple/a.png", "purple", "colour-test", "blue, azure", None, None, "pytorch") in report.predictions
 
 
 def test_zip_upload_gives_the_same_answers_as_the_folder(eval_service, colour_model, folder, tmp_path):

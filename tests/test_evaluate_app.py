@@ -31,7 +31,51 @@ def test_evaluate_a_zip_through_the_api(client, labelled_zip):
     assert 0 < len(gallery) <= 9  # random weights: misclassified images are shown, whatever they are
     with open(csv_file) as f:
         lines = f.read().splitlines()
-    assert lines[0] == "image,true class,model,predicted,top-1 correct,top-5 correct" and len(lines) == 13
+    assert lines[0] == "image,true class,model,predicted,top-1 correct,top-5 correct,runtime" and len(lines) == 13
+    assert all(line.endswith(",pytorch") for line in lines[1:])  # the old call (no runtime) runs on PyTorch
+
+
+def test_evaluate_on_another_runtime_through_the_api(client, labelled_zip):
+    from gradio_client import handle_file
+
+    answers = {}
+    for runtime in ("pytorch", "onnxruntime"):
+        status, summary, per_class, *_, csv_file = client.predict(
+            handle_file(str(labelled_zip)), ["squeezenet1_1"], runtime, api_name="/evaluate")
+        assert "12 images evaluated" in status
+        (row,) = [dict(zip(summary["headers"], r)) for r in summary["data"]]
+        answers[runtime] = row
+        with open(csv_file) as f:
+            lines = f.read().splitlines()
+        assert len(lines) == 13 and all(line.endswith(f",{runtime}") for line in lines[1:])
+    torch_row, ort_row = answers["pytorch"], answers["onnxruntime"]
+    assert (torch_row["model"], ort_row["model"]) == ("squeezenet1_1", "squeezenet1_1@onnxruntime")
+    assert (torch_row["runtime"], ort_row["runtime"]) == ("pytorch", "onnxruntime")
+    for column in ("images", "top-1 %", "top-5 %", "unmatched classes"):
+        assert ort_row[column] == torch_row[column]  # same weights, same answers (parity gate)
+    with app_error("Unknown runtime 'tensorrt'. Valid runtimes: pytorch, onnxruntime, onnxruntime-int8"):
+        client.predict(handle_file(str(labelled_zip)), ["squeezenet1_1"], "tensorrt", api_name="/evaluate")
+
+
+def test_evaluate_over_plain_http_sends_every_input(app_url, labelled_zip):
+    """curl's way: upload the zip, then /gradio_api/call/evaluate with the runtime last."""
+    from benchmarks.server import RawClient
+
+    raw = RawClient(app_url)
+    try:
+        uploaded = raw.http.post(f"{raw.base}/upload", files=[("files", ("photos.zip", labelled_zip.read_bytes(),
+                                                                        "application/zip"))])
+        uploaded.raise_for_status()
+        archive = {"path": uploaded.json()[0], "orig_name": "photos.zip", "meta": {"_type": "gradio.FileData"}}
+        status, summary, *_ = raw.call("evaluate", [archive, ["squeezenet1_1"], "onnxruntime-int8"])
+        assert "12 images evaluated" in status
+        row = dict(zip(summary["headers"], summary["data"][0]))
+        assert (row["model"], row["runtime"]) == ("squeezenet1_1@onnxruntime-int8", "onnxruntime-int8")
+        with pytest.raises(RuntimeError, match="Unknown runtime") as refused:
+            raw.call("evaluate", [archive, ["squeezenet1_1"], "<b>x</b>"])
+        assert "<b>" not in str(refused.value) and "Traceback" not in str(refused.value)
+    finally:
+        raw.close()
 
 
 def test_over_the_cap_and_not_a_zip_get_clear_messages(launch_app, labelled_zip, upload):

@@ -41,3 +41,26 @@ def test_evaluate_text_report_and_errors(model_caches, tmp_path):
     assert "Traceback" not in missing.stderr
     bad = run("evaluate", str(folder), "--address", "ray://x:1")
     assert bad.returncode == 1 and "--address is for --engine ray" in bad.stderr
+
+
+def test_evaluate_on_onnxruntime_from_the_command_line(model_caches, tmp_path):
+    folder = evalkit.labelled_folder(tmp_path / "photos", per_class=2,
+                                     names={"red": "tench", "green": "207", "blue": "n01443537", "yellow": "goldfish"})
+    out = tmp_path / "results.csv"
+    reports = {}
+    for runtime in ("pytorch", "onnxruntime"):
+        proc = run("evaluate", str(folder), "--model", "squeezenet1_1", "--runtime", runtime, "--json",
+                   "--out", str(out), "--device", "cpu")
+        assert proc.returncode == 0, proc.stderr
+        (reports[runtime],) = json.loads(proc.stdout)["models"]
+        with out.open() as f:
+            assert {row["runtime"] for row in csv.DictReader(f)} == {runtime}
+    torch_model, ort_model = reports["pytorch"], reports["onnxruntime"]
+    assert (ort_model["key"], ort_model["runtime"]) == ("squeezenet1_1@onnxruntime", "onnxruntime")
+    for field in ("evaluated", "top1", "top5", "per_class"):
+        assert ort_model[field] == torch_model[field]
+    text = run("evaluate", str(folder), "--model", "squeezenet1_1@onnxruntime-int8", "--device", "cpu")
+    assert text.returncode == 0, text.stderr
+    assert "squeezenet1_1@onnxruntime-int8" in text.stdout and "onnxruntime-int8" in text.stdout
+    bad = run("evaluate", str(folder), "--model", "squeezenet1_1", "--runtime", "tensorrt")
+    assert bad.returncode == 1 and "Unknown runtime 'tensorrt'" in bad.stderr and "Traceback" not in bad.stderr

@@ -1,4 +1,5 @@
-"""The Ray Data engine (a local Ray instance, 2 CPUs) gives the same numbers as the local engine.
+"""The Ray Data engine (a local Ray instance, 2 CPUs) gives the same numbers as the local engine,
+on PyTorch and on ONNX Runtime (the runtime travels to the actors in the model's key).
 
 Both engines run in a child process (tests/ray_parity.py), so that Ray never enters the pytest
 process; the comparison is made here.
@@ -19,7 +20,7 @@ import evalkit
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_ray_engine_gives_the_same_numbers_as_the_local_engine(tmp_path):
+def test_ray_engine_gives_the_same_numbers_as_the_local_engine(model_caches, tmp_path):
     try:
         import importlib.util
 
@@ -47,3 +48,9 @@ def test_ray_engine_gives_the_same_numbers_as_the_local_engine(tmp_path):
     assert distributed["disagreements"] == local["disagreements"] and local["disagreements"][0][0] == 20
     assert distributed["skipped"] == local["skipped"] and "not a readable PNG" in dict(local["skipped"])["red/broken.png"]
     assert distributed["gallery"] == local["gallery"]
+    # the runtime reaches the actors: the ONNX Runtime model is evaluated there, with the local numbers
+    onnx_local, onnx_ray = out["onnx_local"], out["onnx_ray"]
+    assert out["onnx_runtimes"] == ["pytorch", "onnxruntime"] and onnx_ray["images"] == 8
+    assert [m[0] for m in onnx_ray["models"]] == ["squeezenet1_1", "squeezenet1_1@onnxruntime"]
+    assert onnx_ray["models"] == onnx_local["models"] and onnx_ray["predictions"] == onnx_local["predictions"]
+    assert onnx_ray["models"][0][1:3] == onnx_ray["models"][1][1:3]  # top-1 and top-5: PyTorch's = ONNX's

@@ -64,6 +64,50 @@ def test_compare_explanations_one_titled_overlay_per_model(client, photo):
     assert [d["model"] for d in details] == ["resnet18", "google/vit-base-patch16-224"]
 
 
+def test_compare_explanations_take_a_runtime_and_refuse_all_but_pytorch(client, photo):
+    keys = ["squeezenet1_1", "resnet18"]
+    *slots, details = client.predict(handle_file(str(photo)), keys, "auto", 0.5, "pytorch",
+                                     api_name="/compare_explain")
+    assert [d["model"] for d in details] == keys and sum(bool(s.get("visible")) for s in slots) == 2
+    for runtime in ("onnxruntime", "onnxruntime-int8"):
+        with pytest.raises(AppError, match="Heatmaps are computed with PyTorch only: ONNX Runtime"):
+            client.predict(handle_file(str(photo)), keys, "auto", 0.5, runtime, api_name="/compare_explain")
+    with pytest.raises(AppError, match="Unknown runtime 'tensorrt'. Valid runtimes: pytorch, onnxruntime"):
+        client.predict(handle_file(str(photo)), keys, "auto", 0.5, "tensorrt", api_name="/compare_explain")
+
+
+def test_compare_explanations_over_plain_http_send_every_input(app_url, photo):
+    """curl's way: gradio's HTTP route needs every input, the runtime last."""
+    from benchmarks.server import RawClient
+
+    raw = RawClient(app_url)
+    try:
+        image = raw.upload(photo)
+        *slots, details = raw.call("compare_explain", [image, ["squeezenet1_1"], "auto", 0.5, "pytorch"])
+        assert [d["model"] for d in details] == ["squeezenet1_1"] and details[0]["method"] == "gradcam"
+        with pytest.raises(RuntimeError, match="Heatmaps are computed with PyTorch only") as refused:
+            raw.call("compare_explain", [image, ["squeezenet1_1"], "auto", 0.5, "onnxruntime-int8"])
+        assert "Traceback" not in str(refused.value) and "/tmp" not in str(refused.value)
+    finally:
+        raw.close()
+
+
+def test_compare_explanations_refuse_another_runtime_before_any_model_loads(model_caches, photo, tmp_path):
+    from dashboard.errors import ExplainError
+    from dashboard.handlers import Handlers
+    from dashboard.service import ClassificationService
+    from dashboard.settings import resolve_settings
+
+    service = ClassificationService(resolve_settings(device="cpu", onnx_cache_dir=str(tmp_path / "onnx")))
+    handlers = Handlers(service, tmp_path / "exports")
+    with pytest.raises(ExplainError, match="Heatmaps are computed with PyTorch only: ONNX Runtime int8"):
+        handlers.explain_compare(str(photo), ["squeezenet1_1", "resnet18"], "auto", 0.5,
+                                 lambda *a, **k: None, "onnxruntime-int8")
+    assert not any(service.is_loaded(key, runtime) for key in ("squeezenet1_1", "resnet18")
+                   for runtime in ("pytorch", "onnxruntime", "onnxruntime-int8"))
+    assert not (tmp_path / "onnx").exists()  # nothing exported
+
+
 def test_cli_explain_writes_the_overlay(model_caches, photo, tmp_path, capsys):
     out_file = tmp_path / "overlay.png"
     out = run("explain", str(photo), "--model", "squeezenet1_1", "--class", "tabby", "--out", str(out_file),

@@ -28,7 +28,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     try:
         report = service.evaluate(args.dataset, args.models or [DEFAULT_COMPARE_KEYS[0]], limit=args.limit,
-                                  engine=args.engine, address=args.address, progress=progress, gallery_size=0)
+                                  engine=args.engine, address=args.address, progress=progress, gallery_size=0,
+                                  runtime=args.runtime)
     finally:
         bar.close()
     if args.out:

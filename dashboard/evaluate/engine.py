@@ -57,8 +57,9 @@ ProgressFn = Callable[[Progress], None]
 
 
 def model_sides(classifiers: Sequence[Classifier], classes: Sequence[str]) -> list[ModelSide]:
-    return [ModelSide(c.info.key, c.info.display_name, tuple(c.labels), match_classes(classes, c.labels))
-            for c in classifiers]
+    """The tally's view of each model, keyed "KEY" (PyTorch) or "KEY@RUNTIME" (ONNX Runtime ...)."""
+    return [ModelSide(c.info.cache_key, c.info.display_name, tuple(c.labels), match_classes(classes, c.labels),
+                      c.info.runtime) for c in classifiers]
 
 
 def decode(dataset: Dataset, entry: Entry, max_pixels: int) -> Image.Image:

@@ -28,10 +28,10 @@ TOP_CONFUSIONS = 10
 MAX_LISTED = 200  # images listed per disagreeing pair in the report (the counts are exact)
 
 SUMMARY_COLUMNS = ("model", "images", "top-1 %", "top-1 95% CI", "top-5 %", "top-5 95% CI",
-                   "mean ms/image", "median ms/image", "images/s", "unmatched classes")
+                   "mean ms/image", "median ms/image", "images/s", "unmatched classes", "runtime")
 CONFUSION_COLUMNS = ("model", "true class", "predicted", "images")
 DISAGREEMENT_COLUMNS = ("model A", "model B", "images compared", "disagree", "disagree %", "examples")
-PREDICTION_COLUMNS = ("image", "true class", "model", "predicted", "top-1 correct", "top-5 correct")
+PREDICTION_COLUMNS = ("image", "true class", "model", "predicted", "top-1 correct", "top-5 correct", "runtime")
 
 
 def wilson_interval(successes: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float] | None:
@@ -52,6 +52,7 @@ class ModelSide:
     display_name: str
     labels: tuple[str, ...]
     matching: Matching
+    runtime: str = "pytorch"  # dashboard.models.runtimes.RUNTIMES
 
     def label(self, index: int) -> str:
         return base_label(self.labels[index], index)
@@ -74,6 +75,7 @@ class ModelReport:
     matched_by: dict[str, str]  # class -> "index" | "wordnet id" | "label"
     unmatched_classes: tuple[str, ...]
     unmatched_images: int
+    runtime: str = "pytorch"  # what ran the forward pass: pytorch, onnxruntime, onnxruntime-int8
 
     @property
     def top1_accuracy(self) -> float | None:
@@ -116,7 +118,7 @@ class GalleryItem:
 class EvaluationReport:
     models: list[ModelReport]
     disagreements: list[Disagreement]
-    predictions: list[tuple[str, str, str, str, bool | None, bool | None]]  # PREDICTION_COLUMNS
+    predictions: list[tuple[str, str, str, str, bool | None, bool | None, str]]  # PREDICTION_COLUMNS
     skipped: list[tuple[str, str]]  # (name, reason): listing and decoding
     images: int  # images decoded and run through every model
     planned: int  # entries the run was to cover (after --limit)
@@ -142,7 +144,7 @@ class EvaluationReport:
 
         rows = [(m.key, m.evaluated, pct(m.top1_accuracy), ci(m.top1_ci), pct(m.top5_accuracy), ci(m.top5_ci),
                  num(m.mean_ms, 2), num(m.median_ms, 2), num(m.images_per_s, 1),
-                 ", ".join(m.unmatched_classes)) for m in self.models]
+                 ", ".join(m.unmatched_classes), m.runtime) for m in self.models]
         return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
 
     def per_class_table(self) -> pd.DataFrame:
@@ -232,7 +234,7 @@ class Tally:
             truth = side.matching.index_of.get(true_class)
             if truth is None:
                 self._unmatched_images[i] += 1
-                self.predictions.append((name, true_class, side.key, predicted, None, None))
+                self.predictions.append((name, true_class, side.key, predicted, None, None, side.runtime))
                 continue
             ok1, ok5 = int(top[0]) == truth, truth in [int(x) for x in top[:TOP_K]]
             self._evaluated[i] += 1
@@ -242,7 +244,7 @@ class Tally:
             if not ok1:
                 self._confusions[i][(true_class, predicted)] += 1
                 wrong[side.key] = predicted
-            self.predictions.append((name, true_class, side.key, predicted, ok1, ok5))
+            self.predictions.append((name, true_class, side.key, predicted, ok1, ok5, side.runtime))
         if wrong:
             self.misclassified.append((name, true_class, wrong))
         for (a, b), counts in self._pairs.items():
@@ -274,6 +276,7 @@ class Tally:
                 matched_by=dict(side.matching.how),
                 unmatched_classes=side.matching.unmatched,
                 unmatched_images=self._unmatched_images[i],
+                runtime=side.runtime,
             ))
         disagreements = [Disagreement(self.models[a].key, self.models[b].key, c[0], c[1], list(c[2]))
                          for (a, b), c in self._pairs.items()]

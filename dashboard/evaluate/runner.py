@@ -12,6 +12,7 @@ from dashboard.errors import DatasetError
 from dashboard.evaluate.datasets import ArchiveLimits, open_dataset
 from dashboard.evaluate.engine import ProgressFn, build_gallery, run_local
 from dashboard.evaluate.metrics import EvaluationReport
+from dashboard.models.runtimes import join_choice
 from dashboard.settings import Settings
 
 if TYPE_CHECKING:
@@ -25,7 +26,9 @@ ModelRef = Union[str, "Classifier"]
 
 @dataclass(frozen=True)
 class KeyModel:
-    """A picklable model factory for a Ray worker: the registry key, loaded by a service there."""
+    """A picklable model factory for a Ray worker: the model-cache key ("KEY" or "KEY@RUNTIME"),
+    loaded by a service there (an ONNX runtime reuses the file the driver exported, when the
+    ONNX cache folder is shared)."""
 
     key: str
     settings: Settings
@@ -59,9 +62,10 @@ def evaluate(service: ClassificationService, source: str | os.PathLike, models: 
              batch_size: int | None = None, limit: int | None = None, engine: str = "local",
              address: str | None = None, progress: ProgressFn | None = None,
              cancel: threading.Event | None = None, gallery_size: int | None = None,
-             upload: bool = False) -> EvaluationReport:
+             upload: bool = False, runtime: str | None = None) -> EvaluationReport:
     """``upload``: the dataset came from a visitor, so only a .zip is accepted (never a folder or
-    a CSV naming files on the server)."""
+    a CSV naming files on the server). ``runtime`` (default pytorch) applies to every key without
+    its own "@RUNTIME"; the same model on two runtimes is two models of the report."""
     settings = service.settings
     batch_size = settings.eval_batch_size if batch_size is None else int(batch_size)
     gallery_size = settings.eval_gallery_size if gallery_size is None else int(gallery_size)
@@ -74,18 +78,29 @@ def evaluate(service: ClassificationService, source: str | os.PathLike, models: 
     refs = list({(m if isinstance(m, str) else id(m)): m for m in models}.values())  # drop repeats
     if not 1 <= len(refs) <= MAX_MODELS:
         raise DatasetError(f"Choose between 1 and {MAX_MODELS} models to evaluate (you chose {len(refs)}).")
-    specs = [service.spec(m) if isinstance(m, str) else None for m in refs]  # unknown keys fail first
-    with open_dataset(source, archive_limits(settings), archive_only=upload) as dataset:  # then the data
-        classifiers = [service.model(spec.key)[0] if spec else m for spec, m in zip(specs, refs)]
+    # unknown keys and runtimes fail first, then the data; "resnet18" and "resnet18@pytorch" are one
+    chosen: dict[object, tuple[ModelRef, str | None]] = {}
+    for m in refs:
+        key = _cache_key(service, m, runtime) if isinstance(m, str) else None
+        chosen.setdefault(key or id(m), (m, key))
+    refs, keys = [m for m, _ in chosen.values()], [k for _, k in chosen.values()]
+    with open_dataset(source, archive_limits(settings), archive_only=upload) as dataset:
+        classifiers = [service.model(key)[0] if key else m for key, m in zip(keys, refs)]
         if engine == "local":
             report = run_local(dataset, classifiers, batch_size=batch_size, max_pixels=settings.max_pixels,
                                limit=limit, progress=progress, cancel=cancel)
         else:
             from dashboard.evaluate.ray_engine import run_ray
 
-            factories = [KeyModel(spec.key, settings) if spec else GivenModel(m) for spec, m in zip(specs, refs)]
+            factories = [KeyModel(key, settings) if key else GivenModel(m) for key, m in zip(keys, refs)]
             report = run_ray(dataset, factories, classifiers, batch_size=batch_size,
                              max_pixels=settings.max_pixels, limit=limit, address=address,
                              progress=progress, cancel=cancel)
         report.gallery = build_gallery(dataset, report, gallery_size, settings.max_pixels)
     return report
+
+
+def _cache_key(service: ClassificationService, key: str, runtime: str | None) -> str:
+    """The model-cache key of a key or "KEY@RUNTIME" choice: "resnet18", "resnet18@onnxruntime"."""
+    spec, runtime = service.choice(key, runtime)
+    return join_choice(spec.key, runtime)

@@ -88,14 +88,18 @@ def build_compare_explain_panel(image: gr.Image, handlers: Handlers,
                                  label=f"Heatmap {i + 1}", elem_id=f"compare-explain-{i}")
                         for i in range(MAX_COMPARE)]
         gr.HTML(LEGEND)
+        gr.Markdown("Heatmaps are computed with PyTorch (the same weights as every runtime above).",
+                    elem_id="compare-explain-runtime-note")
         details = gr.JSON(visible=False)
+        # the API's last parameter (default pytorch); the page always sends pytorch
+        runtime = gr.Textbox(value="pytorch", label="runtime", visible=False)
 
     @user_errors
     def compare_explain(image_path: str | None, keys: list[str], method_name: str, alpha: float,
-                        progress=gr.Progress()):
-        return handlers.explain_compare(image_path, keys, method_name, alpha, progress)
+                        runtime: str = "pytorch", progress=gr.Progress()):
+        return handlers.explain_compare(image_path, keys, method_name, alpha, progress, runtime)
 
-    button.click(compare_explain, [image, models, method, opacity], [*overlays, details],
+    button.click(compare_explain, [image, models, method, opacity, runtime], [*overlays, details],
                  api_name="compare_explain", concurrency_id="models")
     return {"method": method, "opacity": opacity, "button": button, "overlays": overlays}
 
