@@ -10,12 +10,16 @@ from dashboard.models.registry import DEFAULT_COMPARE_KEYS, list_models
 from dashboard.tabs import facts as facts_block
 from dashboard.tabs.common import TOP_K, ModelChoices, TopKSlider, runtime_selector
 from dashboard.tabs.explain import build_compare_explain_panel
+from dashboard.tabs.timing import build_timing_panel
 
 
 LATENCY_HELP = (
     "**Stages:** *preprocess* is the model's own resize, crop and normalisation of the photo; *forward* "
     "is the network itself (the part a faster runtime or a GPU speeds up); *postprocess* is the softmax "
-    "and the top-k. *load* says whether the model was loaded for this request or already cached.")
+    "and the top-k. *load* says whether the model was loaded for this request or already cached. "
+    "*measured* says when the times were taken: *now*, or *earlier (cached answer)* when the same image and "
+    "model were answered from the result cache, whose times are the first request's (the CSV has the same "
+    "column; the chart names such a model \"NAME (cached)\"). For times you can compare, use **Fair timing** below.")
 AGREEMENT_HELP = (
     "**Top-1 agree:** both models give the same first class. **Top-k overlap:** the share of the k "
     "classes shown that are in both lists (1: all k in common; 2 of 3 shows as 0.667). **JS divergence:** the Jensen-Shannon "
@@ -47,6 +51,7 @@ def build_tab(image: gr.Image, handlers: Handlers) -> dict[str, gr.components.Co
                        elem_id="compare-chart")
     download = gr.DownloadButton("Download CSV", elem_id="compare-csv")
     explain = build_compare_explain_panel(image, handlers, models)
+    build_timing_panel(image, handlers, models, runtimes)  # fair timing: warm-up, N runs, median and spread
 
     @user_errors
     def compare(image_path: str | None, keys: list[str], k: float, runtimes: list[str] | None = None,
