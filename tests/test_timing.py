@@ -267,9 +267,10 @@ def test_fair_timing_through_gradio_client(client, photo):
 def test_fair_timing_parameters_have_defaults_except_the_image(client):
     endpoint = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/fair_timing"]
     params = {p["parameter_name"]: p for p in endpoint["parameters"]}
-    assert list(params) == ["image_path", "keys", "n", "runtime_choices"]
+    assert list(params) == ["image_path", "models", "runs", "runtimes"]
     assert [name for name, p in params.items() if not p["parameter_has_default"]] == ["image_path"]
-    assert params["n"]["parameter_default"] == 10
+    assert params["runs"]["parameter_default"] == 10 and params["models"]["parameter_default"] == [
+        "resnet18", "google/vit-base-patch16-224"] and params["runtimes"]["parameter_default"] == ["pytorch"]
 
 
 @pytest.mark.parametrize("runs, shown", [(0, "not 0"), (1000, "not 1000"), ("abc", "not 'abc'"), (2.5, "not 2.5")])

@@ -44,9 +44,9 @@ def build_timing_panel(image: gr.Image, handlers: Handlers, models: gr.component
         gr.Markdown(TIMING_HELP, elem_id="compare-timing-help")
 
     @user_errors
-    def fair_timing(image_path: str | None, keys: list[str], n: float, runtime_choices: list[str] | None = None,
+    def fair_timing(image_path: str | None, models: list[str], runs: float, runtimes: list[str] | None = None,
                     progress=gr.Progress()):
-        return handlers.fair_timing(image_path, keys, n, progress, runtime_choices)
+        return handlers.fair_timing(image_path, models, runs, progress, runtimes)
 
     button.click(fair_timing, [image, models, runs, runtimes], [table], api_name="fair_timing",
                  concurrency_id="models")
