@@ -365,3 +365,11 @@ def test_cli_time_names_a_missing_file(tmp_path):
 
     out = run("time", str(tmp_path / "missing.png"))
     assert out.returncode == 1 and "missing.png: no such file" in out.stderr
+
+
+def test_time_models_on_another_runtime(service, photo):
+    """A "KEY@RUNTIME" choice is timed on that runtime (here ONNX Runtime, exported on first use)."""
+    onnx, torch_run = service.time_models(photo, ["squeezenet1_1@onnxruntime", "squeezenet1_1"], 3)
+    assert (onnx.info.runtime, torch_run.info.runtime) == ("onnxruntime", "pytorch")
+    assert onnx.runs == 3 and all(ms > 0 for ms in onnx.samples["forward"])
+    assert list(timing_table([onnx, torch_run])["runtime"]) == ["onnxruntime"] * 4 + ["pytorch"] * 4
