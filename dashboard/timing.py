@@ -108,7 +108,8 @@ def check_models(keys: object) -> list[str]:
         keys = [keys]
     chosen = list(dict.fromkeys(str(k) for k in (keys or []) if str(k).strip()))  # type: ignore[union-attr]
     if not 1 <= len(chosen) <= MAX_MODELS:
-        raise InvalidRequestError(f"Choose between 1 and {MAX_MODELS} models to time (you chose {len(chosen)}).")
+        raise InvalidRequestError(
+            f"Choose between 1 and {MAX_MODELS} models to time (you chose {len(chosen)}).")
     return chosen
 
 
@@ -142,7 +143,8 @@ def time_classifier(classifier: Classifier, image: Image.Image, runs: int, *,
         raise
     except Exception as exc:  # like a classification: the library's text stays in the server log
         log.exception("%s failed during fair timing", classifier.info.key)
-        raise InferenceError(f"{classifier.info.display_name} failed on this image. Try another image or model.") from exc
+        raise InferenceError(
+            f"{classifier.info.display_name} failed on this image. Try another image or model.") from exc
     return ModelTiming(classifier.info, classifier.device_label, warmup_ms,
                        {stage: tuple(values) for stage, values in samples.items()})
 

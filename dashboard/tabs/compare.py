@@ -19,7 +19,8 @@ LATENCY_HELP = (
     "and the top-k. *load* says whether the model was loaded for this request or already cached. "
     "*measured* says when the times were taken: *now*, or *earlier (cached answer)* when the same image and "
     "model were answered from the result cache, whose times are the first request's (the CSV has the same "
-    "column; the chart names such a model \"NAME (cached)\"). For times you can compare, use **Fair timing** below.")
+    "column; the chart names such a model \"NAME (cached)\"). For times you can compare, use **Fair timing** "
+    "below.")
 AGREEMENT_HELP = (
     "**Top-1 agree:** both models give the same first class. **Top-k overlap:** the share of the k "
     "classes shown that are in both lists (1: all k in common; 2 of 3 shows as 0.667). **JS divergence:** the Jensen-Shannon "

@@ -37,7 +37,8 @@ def build_timing_panel(image: gr.Image, handlers: Handlers, models: gr.component
     with gr.Accordion("Fair timing", open=False, elem_id="compare-timing"):
         with gr.Row(equal_height=True):
             runs = RunsSlider(minimum=MIN_RUNS, maximum=maximum, step=1, value=min(DEFAULT_RUNS, maximum),
-                              label="Timed runs per model (after one warm-up run)", elem_id="compare-timing-runs")
+                              label="Timed runs per model (after one warm-up run)",
+                              elem_id="compare-timing-runs")
             button = gr.Button("Time the models", elem_id="compare-timing-run")
         table = gr.Dataframe(headers=list(TIMING_COLUMNS), label="Fair timing (ms)", interactive=False,
                              elem_id="compare-timing-table")
