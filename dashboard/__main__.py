@@ -48,10 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     timing = sub.add_parser("time", help="fair timing: one warm-up run, then N timed runs; median and spread")
     timing.add_argument("image", metavar="IMAGE")
-    timing.add_argument("--models", nargs="+", metavar="KEY",
-                        help=f"1 to 4 model keys or Hub ids, KEY@RUNTIME allowed (default {DEFAULT_COMPARE_KEYS[0]})")
+    timing.add_argument("--models", "--model", dest="models", nargs="+", action="extend", metavar="KEY",
+                        help="1 to 4 model keys or Hub ids, KEY@RUNTIME allowed; --model KEY may be repeated, as "
+                             f"for classify (default {DEFAULT_COMPARE_KEYS[0]})")
     timing.add_argument("--runs", type=_whole, default=None,
-                        help="timed runs per model after the warm-up, 3 to DASHBOARD_MAX_TIMING_RUNS (default 10, max 50)")
+                        help="timed runs per model after the warm-up, 3 to DASHBOARD_MAX_TIMING_RUNS (which is "
+                             "50 unless set; default 10)")
     timing.add_argument("--runtime", help=f"{', '.join(RUNTIMES)} (default {PYTORCH}); applies to every "
                         "model without its own '@RUNTIME'")
     timing.add_argument("--json", action="store_true", help="print JSON (one record per model, with every run's times)")

@@ -341,7 +341,7 @@ def test_cli_time_json(model_caches, photo):
 def test_cli_time_text(model_caches, photo):
     from test_cli import run
 
-    out = run("time", str(photo), "--models", "squeezenet1_1", "resnet18", "--runs", "3")
+    out = run("time", str(photo), "--model", "squeezenet1_1", "--model", "resnet18", "--runs", "3")
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("one warm-up run") == 2 and "then 3 timed runs of batch 1" in out.stdout
     assert sum(line.lstrip().startswith(("preprocess", "forward", "postprocess", "total"))
