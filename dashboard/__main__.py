@@ -1,4 +1,4 @@
-"""Command line: python -m dashboard [serve|classify|sweep|explain|evaluate|download] ... (serve is the default)."""
+"""Command line: python -m dashboard [serve|classify|time|sweep|explain|evaluate|download] ... (serve is the default)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from dashboard.models.registry import DEFAULT_COMPARE_KEYS, list_keys
 from dashboard.models.runtimes import PYTORCH, RUNTIMES, validate_runtime
 from dashboard.settings import resolve_settings
 
-COMMANDS = ("serve", "classify", "download", "sweep", "explain", "evaluate")
+COMMANDS = ("serve", "classify", "time", "download", "sweep", "explain", "evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
                "  python -m dashboard                                  serve on http://127.0.0.1:7860\n"
                "  python -m dashboard classify photo.jpg --model resnet18 --top-k 5 --json\n"
+               "  python -m dashboard time photo.jpg --models resnet18 squeezenet1_1 --runs 20\n"
                "  python -m dashboard download --all                   fetch every built-in model's weights")
     sub = parser.add_subparsers(dest="command")
 
@@ -44,6 +45,19 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
     classify.add_argument("--runtime", help=f"{', '.join(RUNTIMES)} (default {PYTORCH}); applies to every "
                           "--model without its own '@RUNTIME' (e.g. resnet18@onnxruntime-int8)")
+
+    timing = sub.add_parser("time", help="fair timing: one warm-up run, then N timed runs; median and spread")
+    timing.add_argument("image", metavar="IMAGE")
+    timing.add_argument("--models", "--model", dest="models", nargs="+", action="extend", metavar="KEY",
+                        help="1 to 4 model keys or Hub ids, KEY@RUNTIME allowed; --model KEY may be repeated, as "
+                             f"for classify (default {DEFAULT_COMPARE_KEYS[0]})")
+    timing.add_argument("--runs", type=_whole, default=None,
+                        help="timed runs per model after the warm-up, 3 to DASHBOARD_MAX_TIMING_RUNS (which is "
+                             "50 unless set; default 10)")
+    timing.add_argument("--runtime", help=f"{', '.join(RUNTIMES)} (default {PYTORCH}); applies to every "
+                        "model without its own '@RUNTIME'")
+    timing.add_argument("--json", action="store_true", help="print JSON (one record per model, with every run's times)")
+    timing.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
 
     sweep = sub.add_parser("sweep", help="one perturbation at several strengths: where each model's answer changes")
     sweep.add_argument("image", metavar="IMAGE")
@@ -119,6 +133,14 @@ def _top_k(text: str) -> int:
     return value
 
 
+def _whole(text: str) -> int:
+    """argparse type for --runs: a whole number (the range is the server's setting, checked by the core)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in (*COMMANDS, "-h", "--help"):
@@ -126,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging()
     try:
-        return {"serve": _serve, "classify": _classify, "download": _download,
+        return {"serve": _serve, "classify": _classify, "time": _time, "download": _download,
                 "sweep": _sweep, "explain": _explain, "evaluate": _evaluate}[args.command](args)
     except (DashboardError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -198,6 +220,30 @@ def _format(record: dict) -> str:
         mark = {True: "right", False: "wrong", None: "no verdict"}[record["top1_right"]]
         lines.append(f"  expected: {record['expected']} -> top-1 {mark}")
     return "\n".join(lines)
+
+
+def _time(args: argparse.Namespace) -> int:
+    from dashboard.service import ClassificationService
+    from dashboard.timing import STAGES, TOTAL
+
+    if not os.path.isfile(args.image):  # the operator's own machine: naming the path is what helps
+        raise DashboardError(f"{args.image}: no such file" if not os.path.exists(args.image)
+                             else f"{args.image}: not a file")
+    service = ClassificationService(resolve_settings(device=args.device), origin="cli")
+    timings = service.time_models(args.image, args.models or [DEFAULT_COMPARE_KEYS[0]], args.runs,
+                                  runtime=args.runtime)
+    if args.json:
+        print(json.dumps([{"image": args.image, **t.record()} for t in timings], indent=2))
+        return 0
+    for t in timings:
+        runtime = "" if t.info.runtime == PYTORCH else f" with {t.info.runtime}"
+        print(f"{args.image}  [{t.info.key}{runtime} on {t.device}; one warm-up run ({t.warmup_ms:.1f} ms), "
+              f"then {t.runs} timed runs of batch 1]")
+        for stage in (*STAGES, TOTAL):
+            s = t.spread(stage)
+            print(f"  {stage:<12} median {s.median_ms:8.2f} ms  IQR {s.iqr_ms:7.2f} ms  "
+                  f"min {s.min_ms:8.2f} ms  max {s.max_ms:8.2f} ms")
+    return 0
 
 
 def _sweep(args: argparse.Namespace) -> int:

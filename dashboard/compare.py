@@ -18,6 +18,7 @@ LATENCY_COLUMNS = (
     "runtime",
     "parameters",
     "load",
+    "measured",
     "preprocess ms",
     "forward ms",
     "postprocess ms",
@@ -26,11 +27,22 @@ LATENCY_COLUMNS = (
 )
 AGREEMENT_COLUMNS = ("model A", "model B", "top-1 agree", "top-k overlap", "JS divergence")
 CHART_COLUMNS = ("model", "stage", "ms")
+# The "measured" column: when the times of a row were taken. A result-cache answer repeats the
+# stage times of the request that first computed it; they are shown as such, never as fresh.
+MEASURED_NOW = "now"
+MEASURED_EARLIER = "earlier (cached answer)"
+CACHED_SUFFIX = " (cached)"  # the chart's x label of a model whose times are from an earlier request
+
+
+def measured(result: Classification) -> str:
+    """When ``result``'s stage times were measured: by this request, or an earlier one."""
+    return MEASURED_EARLIER if result.repeated else MEASURED_NOW
 
 
 def latency_table(results: Sequence[Classification]) -> pd.DataFrame:
     """One row per model: parameters, load (cold ms, "cached", or "result cache" when the whole
-    answer was a repeat, its stage times being those of the original run), stage times, device."""
+    answer was a repeat), when its times were measured ("now", or "earlier (cached answer)": the
+    stage times of the original run), stage times, device."""
     import pandas as pd
 
     rows = []
@@ -41,6 +53,7 @@ def latency_table(results: Sequence[Classification]) -> pd.DataFrame:
             getattr(r.info, "runtime", "pytorch"),
             f"{r.info.num_params / 1e6:.1f}M",
             "result cache" if r.repeated else r.load.describe(),
+            measured(r),
             round(t.preprocess_ms, 1),
             round(t.forward_ms, 1),
             round(t.postprocess_ms, 1),
@@ -51,14 +64,16 @@ def latency_table(results: Sequence[Classification]) -> pd.DataFrame:
 
 
 def latency_chart_data(results: Sequence[Classification]) -> pd.DataFrame:
-    """Long format for a stacked bar chart: one row per model and stage."""
+    """Long format for a stacked bar chart: one row per model and stage. A model answered from the
+    result cache is labelled "NAME (cached)": its bars are an earlier request's times."""
     import pandas as pd
 
     rows = []
     for r in results:
         t = r.prediction.times
         stages = (("preprocess", t.preprocess_ms), ("forward", t.forward_ms), ("postprocess", t.postprocess_ms))
-        rows += [(r.info.display_name, stage, round(ms, 1)) for stage, ms in stages]
+        name = r.info.display_name + (CACHED_SUFFIX if r.repeated else "")
+        rows += [(name, stage, round(ms, 1)) for stage, ms in stages]
     return pd.DataFrame(rows, columns=list(CHART_COLUMNS))
 
 

@@ -77,7 +77,7 @@ def md_text(text: object) -> str:
 def describe_load(result: Classification) -> str:
     load = result.load
     if result.repeated:
-        return "answered from the result cache"
+        return "answered from the result cache (its times are the earlier request's)"
     if load.waited_ms > 0:
         return f"waited {load.waited_ms / 1e3:.1f} s for another request's load of this model"
     return "model cached" if load.cached else f"loaded in {load.load_ms / 1e3:.1f} s (first use)"
@@ -232,6 +232,20 @@ class Handlers:
         labels = [gr.update(value=None, label=title, visible=True) for title in titles]
         labels += [gr.update(value=None, visible=False)] * (MAX_COMPARE - len(labels))
         return (*labels, None, None, None, gr.update(value=None, interactive=False))
+
+    def fair_timing(self, image: str | None, keys: Sequence[str], runs: object, progress: gr.Progress,
+                    runtimes: Sequence[str] | None = None):
+        """Fair timing of 1-4 model and runtime pairs: the table of median and spread per stage."""
+        from dashboard.timing import check_runs, timing_table
+
+        runs = check_runs(runs, self.service.settings.max_timing_runs)  # before anything else is done
+        keys = pair_choices(list(keys or []), runtimes)
+        if not 1 <= len(keys) <= MAX_COMPARE:
+            raise gr.Error(f"Choose between 1 and {MAX_COMPARE} model and runtime pairs to time "
+                           f"(you chose {len(keys)}).", print_exception=False)
+        self._prepare(image, keys, progress)
+        progress(0.1, desc=f"Timing {len(keys)} model(s): one warm-up run, then {runs} timed runs each…")
+        return timing_table(self.service.time_models(image, keys, runs))
 
     def model_facts(self, keys: Sequence[str]):
         """The facts table of ``keys``, the accuracy-against-latency plot data (reference top-1,

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from dashboard.perturb import Perturbed
     from dashboard.robustness import Robustness, Sweep
+    from dashboard.timing import ModelTiming
     from dashboard.explain.explainer import Explainer
     from dashboard.explain.record import Explanation, Target
     from dashboard.evaluate.metrics import EvaluationReport
@@ -396,6 +397,31 @@ class ClassificationService:
             models.append(model_sweep(classifier.info, predictions))
         return Sweep(p.name, seed, perturbed[0].params, tuple(levels), tuple(q.value for q in perturbed),
                      tuple(images), tuple(models))
+
+    # --- fair timing: warm-up, N runs, median and spread (dashboard/timing.py) -------------------
+    def time_models(
+        self, source: ImageSource | None, keys: Sequence[str], runs: int | None = None, *,
+        filename: str | None = None, runtime: str | None = None,
+    ) -> list[ModelTiming]:
+        """Each model (1-4; a key may be "KEY@RUNTIME", others run on ``runtime``, default pytorch):
+        one warm-up run, then ``runs`` (3 to max_timing_runs) timed runs of batch 1 on the image.
+
+        Never answered from the result cache and never merged with other requests: every run is
+        a forward pass of its own. Each model is timed while holding one of the batch runner's
+        forward slots, so timings and other forwards never share the cores at once."""
+        from dashboard import timing
+
+        maximum = self.settings.max_timing_runs
+        runs = timing.check_runs(min(timing.DEFAULT_RUNS, maximum) if runs is None else runs, maximum)
+        choices = self._model_choices(timing.check_models(keys), runtime)
+        data, filename = read_source(source, filename)
+        image = self._checked_image(data, filename).image  # refused before any model loads
+        results = []
+        for cache_key in choices:
+            classifier, _ = self.cache.get(cache_key)
+            with self._batches.slot():
+                results.append(timing.time_classifier(classifier, image, runs))
+        return results
 
     def _working_image(self, source: ImageSource | None, filename: str | None) -> tuple[tuple, Image.Image]:
         """(result-cache key prefix, the checked and decoded RGB image the perturbations work on).

@@ -47,6 +47,7 @@ class Settings:
     auto_run: bool = True  # a new image, model or top-k reruns the current tab (a checkbox turns it off)
     max_sweep_steps: int = 24  # strengths in one robustness sweep (each model classifies them in one batch)
     perturb_max_side: int = 1024  # robustness works on the image scaled to at most this many pixels a side
+    max_timing_runs: int = 50  # fair timing: timed runs per model at most (after one warm-up run)
     onnx_cache_dir: str = ""  # exported .onnx files; "" = $XDG_CACHE_HOME/dashboard/onnx (~/.cache/...)
     # Evaluation on labelled images (dashboard/evaluate): batches, and caps on an uploaded .zip
     eval_batch_size: int = 16  # images per forward pass
@@ -128,6 +129,7 @@ def _validate(s: Settings) -> None:
         "custom_model_slots": s.custom_model_slots >= 1,
         "max_sweep_steps": 2 <= s.max_sweep_steps <= 256,
         "perturb_max_side": s.perturb_max_side >= 64,
+        "max_timing_runs": 3 <= s.max_timing_runs <= 1000,
         "onnx_cache_dir": "\x00" not in s.onnx_cache_dir,
         "eval_batch_size": 1 <= s.eval_batch_size <= 1024,
         "eval_gallery_size": 0 <= s.eval_gallery_size <= 200,

@@ -17,7 +17,8 @@ def _rows(table: dict) -> pd.DataFrame:
 def test_endpoints_have_stable_api_names(client):
     named = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     assert set(named) == {"/classify_resnet", "/classify_vit", "/compare", "/model_facts", "/perturb", "/robustness",
-                          "/sweep", "/explain", "/compare_explain", "/evaluate", "/cancel_evaluation", "/check_image"}
+                          "/sweep", "/explain", "/compare_explain", "/evaluate", "/cancel_evaluation", "/check_image",
+                          "/fair_timing"}
 
 
 def test_classify_resnet_returns_label_times_and_card(client, photo):

@@ -76,6 +76,7 @@ def test_latency_table_rows():
     table = latency_table([fresh, warm, repeat])
     assert list(table.columns) == list(LATENCY_COLUMNS)
     assert list(table["load"]) == ["1234 ms", "cached", "result cache"]
+    assert list(table["measured"]) == ["now", "now", "earlier (cached answer)"]  # C's times are a repeat
     assert list(table["total ms"]) == [11.8, 11.8, 11.8] and table.loc[0, "parameters"] == "1.5M"
 
 
@@ -84,3 +85,10 @@ def test_chart_data_has_one_row_per_model_and_stage():
     assert list(chart.columns) == list(CHART_COLUMNS) and len(chart) == 6
     sums = chart.groupby("model")["ms"].sum()
     assert list(sums.index) == ["A", "B"] and sums.to_numpy() == pytest.approx([11.75, 11.75], abs=0.1)
+
+
+def test_chart_names_a_cached_answer_as_such():
+    fresh = _result("A", [0.9, 0.1], ["x", "y"])
+    repeat = _result("B", [0.9, 0.1], ["x", "y"], load=LoadInfo(True, 0.0), repeated=True)
+    chart = latency_chart_data([fresh, repeat])
+    assert list(dict.fromkeys(chart["model"])) == ["A", "B (cached)"]  # one x value per model

@@ -47,7 +47,8 @@ def test_compare_shows_each_slot_and_the_tables_of_the_models_that_worked(client
     models = latency["headers"].index("model")
     assert [row[models] for row in latency["data"]] == ["ResNet-18"]
     assert agreement["data"] == []  # one model worked: no pair to compare
-    assert {row[0] for row in chart["value"]["data"]} == {"ResNet-18"}
+    # "(cached)" when an earlier test of the session already asked the same (its times are earlier ones)
+    assert {row[0].removesuffix(" (cached)") for row in chart["value"]["data"]} == {"ResNet-18"}
     with open(csv_path["value"], newline="") as f:
         rows = list(csv.DictReader(f))
     assert [(r["model"], r["status"]) for r in rows] == [("ResNet-18", "ok"), ("ResNet-50", "failed")]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -65,6 +67,13 @@ class BatchRunner:
             raise job.error
         assert job.result is not None
         return job.result
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold one of the forward slots outside the queue (fair timing runs its own forwards):
+        while held, batched forwards use only the other slots, so cores are never oversubscribed."""
+        with self._slots:
+            yield
 
     def worker_count(self) -> int:
         with self._cond:

@@ -12,12 +12,17 @@ from dashboard.palette import STAGE_COLOURS
 from dashboard.tabs.autorun import AutoRun
 from dashboard.tabs.common import ModelChoices, runtime_selector
 from dashboard.tabs.explain import build_compare_explain_panel
+from dashboard.tabs.timing import build_timing_panel
 
 
 LATENCY_HELP = (
     "**Stages:** *preprocess* is the model's own resize, crop and normalisation of the photo; *forward* "
     "is the network itself (the part a faster runtime or a GPU speeds up); *postprocess* is the softmax "
-    "and the top-k. *load* says whether the model was loaded for this request or already cached.")
+    "and the top-k. *load* says whether the model was loaded for this request or already cached. "
+    "*measured* says when the times were taken: *now*, or *earlier (cached answer)* when the same image and "
+    "model were answered from the result cache, whose times are the first request's (the CSV has the same "
+    "column; the chart names such a model \"NAME (cached)\"). For times you can compare, use **Fair timing** "
+    "below.")
 AGREEMENT_HELP = (
     "**Top-1 agree:** both models give the same first class. **Top-k overlap:** the share of the k "
     "classes shown that are in both lists (1: all k in common; 2 of 3 shows as 0.667). **JS divergence:** the Jensen-Shannon "
@@ -73,6 +78,7 @@ def build_tab(image: gr.Image, handlers: Handlers, auto: AutoRun) -> dict[str, g
     # nothing to download before a comparison; each run enables it with its own file
     download = gr.DownloadButton("Download CSV", interactive=False, elem_id="compare-csv")
     explain = build_compare_explain_panel(image, handlers, models)
+    build_timing_panel(image, handlers, models, runtimes)  # fair timing: warm-up, N runs, median and spread
 
     @user_errors
     def compare(image_path: str | None, keys: list[str], k: float, runtimes: list[str] | None = None,
