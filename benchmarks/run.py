@@ -136,6 +136,7 @@ def prepare_caches(cache: Path) -> None:
         "TOKENIZERS_PARALLELISM": "false",
         # sections 2-5 time first loads themselves; section_startup measures the preload
         "DASHBOARD_BACKGROUND_PRELOAD": "false",
+        "DASHBOARD_AUTO_RUN": "false",  # the browser rows time a click, not the run an upload starts
     })
     from dashboard import random_weights
     from dashboard.models.registry import get_spec

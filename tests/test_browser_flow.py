@@ -103,8 +103,10 @@ def test_audience_flow(browser, auto_app, photo, size):  # noqa: F811
     expect(page.get_by_test_id("toast-body").filter(has_text="ResNet-50").first).to_be_visible(timeout=MODEL_MS)
     expect(page.locator("#resnet-card")).not_to_contain_text("SqueezeNet")
     expect(_labels(page, "resnet-label")).to_have_count(0)
-    # the error belongs to the current input: gradio's Error status is what _no_error_boxes looks for
-    expect(page.locator("#resnet-label").get_by_text("Error", exact=True)).to_have_count(1)
+    # the error belongs to the current input: gradio's Error status is what _no_error_boxes looks
+    # for (the phone's narrow Label may show it as an icon only)
+    if size != "phone":
+        expect(page.locator("#resnet-label").get_by_text("Error", exact=True)).to_have_count(1)
     page.locator(".toast-close").first.click()
 
     # switching to Compare runs it on the current image (defaults: ResNet-18 and ViT-B/16)

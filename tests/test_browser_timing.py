@@ -81,5 +81,5 @@ def test_fair_timing_fills_its_table_and_a_model_change_clears_it(page):
     expect(page.locator("#compare-timing-help")).to_contain_text("warm-up")
     page.locator("#compare-timing").scroll_into_view_if_needed()
     page.screenshot(path=str(SCREENSHOTS / "compare-fair-timing.png"), full_page=True)
-    page.locator("#compare-models").get_by_label("SqueezeNet 1.1", exact=True).check()
+    page.locator("#compare-models-cnn").get_by_label("SqueezeNet 1.1", exact=True).check()
     expect(rows).to_have_count(0)  # the table belonged to the previous choice

@@ -227,11 +227,11 @@ def test_a_repeated_comparison_says_its_times_are_from_earlier(client, upload):
     assert list(lat2["measured"]) == [MEASURED_EARLIER] * 2 and list(lat2["load"]) == ["result cache"] * 2
     # the repeated times are the first request's, shown as such
     assert list(lat2["total ms"]) == list(lat1["total ms"])
-    names1 = list(dict.fromkeys(row[0] for row in first[6]["data"]))
-    names2 = list(dict.fromkeys(row[0] for row in second[6]["data"]))
+    names1 = list(dict.fromkeys(row[0] for row in first[6]["value"]["data"]))
+    names2 = list(dict.fromkeys(row[0] for row in second[6]["value"]["data"]))
     assert names1 == ["ResNet-18", "SqueezeNet 1.1"]
     assert names2 == [n + CACHED_SUFFIX for n in names1]  # one x value per model, marked
-    path = second[7]["path"] if isinstance(second[7], dict) else second[7]
+    path = second[7]["value"]  # an update: the file, and the button enabled
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     assert [r["measured"] for r in rows] == [MEASURED_EARLIER] * 2

@@ -36,6 +36,14 @@ def classes_from_label(value) -> dict:
     return gr.update(choices=[TOP_1] + [(name, name) for name in names], value="")
 
 
+def _no_heatmap() -> tuple[None, str]:
+    return None, ""
+
+
+def _no_heatmaps() -> tuple:
+    return tuple(gr.update(value=None) for _ in range(MAX_COMPARE))
+
+
 def build_explain_panel(image: gr.Image, handlers: Handlers, model_inputs: Sequence[gr.components.Component],
                         label: gr.Label, prefix: str, family: str) -> dict[str, gr.components.Component]:
     """Method, class (top-1 or one of the shown top-k, or any label/index typed), opacity and an
@@ -68,6 +76,9 @@ def build_explain_panel(image: gr.Image, handlers: Handlers, model_inputs: Seque
 
     button.click(explain, [image, *model_inputs, target, method, opacity], [overlay, caption],
                  api_name=f"{prefix}_explain", api_visibility="private", concurrency_id="models")
+    # a new image or model: the heatmap no longer belongs to the inputs
+    gr.on([c.change for c in (image, *model_inputs)], _no_heatmap, None, [overlay, caption],
+          api_visibility="private", queue=False, show_progress="hidden")
     return {"method": method, "class": target, "opacity": opacity, "button": button,
             "overlay": overlay, "caption": caption}
 
@@ -101,6 +112,8 @@ def build_compare_explain_panel(image: gr.Image, handlers: Handlers,
 
     button.click(compare_explain, [image, models, method, opacity, runtime], [*overlays, details],
                  api_name="compare_explain", concurrency_id="models")
+    gr.on([image.change, models.change], _no_heatmaps, None, overlays, api_visibility="private", queue=False,
+          show_progress="hidden")  # heatmaps of an older image or model choice are never left on show
     return {"method": method, "opacity": opacity, "button": button, "overlays": overlays}
 
 
