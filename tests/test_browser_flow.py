@@ -3,7 +3,8 @@ items 1-6 and 11), with auto-run on as a visitor gets it by default.
 
 One app (auto-run on) serves the three sizes. Each size walks the same path: nothing runs at
 load and the CSV button is disabled; an upload runs the tab shown; the shared top-k and a model
-change rerun it (a top-k change from the result cache); switching to Compare runs it; models keep
+change rerun it (a top-k change from the result cache); switching to Compare runs it, marking the answer repeated from the ResNet tab as an earlier
+measurement, and a fair timing fills its table; models keep
 their ticking order in the chart; a fifth model is refused in the page; a refusal shows a toast
 and no Error box; a model that fails shows its own slot while the others keep theirs; an error
 on the ResNet tab leaves no older card behind. Screenshots: test-output/screenshots/flow-*.png.
@@ -16,6 +17,7 @@ import re
 
 import pytest
 
+from dashboard.compare import LATENCY_COLUMNS
 from tests.conftest import serve_app
 from tests.test_browser import MODEL_MS, SCREENSHOTS, UI_MS, browser  # noqa: F401  (the shared fixture)
 from tests.test_browser_page import SIZES
@@ -115,6 +117,19 @@ def test_audience_flow(browser, auto_app, photo, size):  # noqa: F811
     for i in range(2):
         expect(_labels(page, f"compare-label-{i}")).to_have_count(5, timeout=MODEL_MS)
     expect(download).to_be_enabled()
+    # item 4: ResNet-18's answer came from the ResNet tab's run: its times are marked as earlier ones
+    rows = page.locator("#compare-latency [role=row].virtual-row")
+    measured = LATENCY_COLUMNS.index("measured")
+    expect(rows.nth(0).get_by_role("gridcell").nth(measured)).to_have_text(re.compile(r"earlier"))
+    # ... and a fair timing: a warm-up, then 3 runs of each model, median and spread per stage
+    page.locator("#compare-timing").get_by_role("button", name="Fair timing").click()
+    runs = page.locator("#compare-timing-runs input[type=number]")
+    runs.fill("3")
+    runs.press("Enter")
+    expect(runs).to_have_value("3")
+    page.click("#compare-timing-run")
+    expect(page.locator("#compare-timing-table [role=row].virtual-row")).to_have_count(8, timeout=MODEL_MS)
+    page.screenshot(path=str(SCREENSHOTS / f"flow-{size}-fair-timing.png"), full_page=True)
     # item 5/11: DeiT-Ti ticked third stays third everywhere, though it sorts first by name
     _tick(page, "compare-models-vit", "DeiT-Ti")
     expect(_labels(page, "compare-label-2")).to_have_count(5, timeout=MODEL_MS)

@@ -29,6 +29,9 @@ CSS = """
 [id^="compare-label-"] [data-testid="block-label"], [id^="robust-label-"] [data-testid="block-label"],
 #resnet-label [data-testid="block-label"], #vit-label [data-testid="block-label"] {
   font-size: var(--text-lg); font-weight: 600; color: var(--body-text-color);
+  /* in the flow, not floating over the answer: a long title ("... expected tabby cat") wraps
+     on a phone and pushes the Label's value down instead of covering it */
+  position: relative; max-width: 100%;
 }
 /* presenter mode: everything larger, for the back of a room. gradio's theme variables are
    resolved on :root, so the derived sizes are overridden here too, not only the base scale. */
