@@ -143,19 +143,23 @@ def share_link(demo: gr.Blocks) -> tuple[ShareLinkButton, gr.Textbox]:
     return button, link
 
 
-def _select(tab_id: str | int):
-    def remember_selected_tab() -> gr.Tabs:
-        return gr.Tabs(selected=tab_id)
-    return remember_selected_tab
-
-
 def remember_tab(tabs: gr.Tabs) -> None:
     """Tell the server which tab is selected, so that a share link reopens it: gradio changes
-    tabs in the browser only, and a deep link holds what the server last saw."""
-    for tab in tabs.children:
-        if isinstance(tab, gr.Tab):
-            tab.select(_select(tab.id), None, [tabs], queue=False, api_visibility="private",
-                       show_progress="hidden")
+    tabs in the browser only, and a deep link holds what the server last saw.
+
+    One event for all tabs, ``always_last``: answers come back in order, so quick clicks on
+    several tabs end on the last one clicked.
+    """
+    ids = [tab.id for tab in tabs.children if isinstance(tab, gr.Tab)]
+
+    def remember_selected_tab(evt: gr.SelectData):
+        index = evt.index  # sent by the browser: anything
+        if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(ids):
+            return gr.Tabs(selected=ids[index])
+        return gr.skip()
+
+    tabs.select(remember_selected_tab, None, [tabs], queue=False, trigger_mode="always_last",
+                api_visibility="private", show_progress="hidden")
 
 
 def share_middleware(ttl: float):
