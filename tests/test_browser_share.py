@@ -160,5 +160,10 @@ def test_a_share_link_restores_its_own_session_and_nothing_of_another(browser, a
     select_tab(d, "Compare")
     expect(d.locator("#compare-label-0 .confidence-set")).to_have_count(0)
     expect(table_rows(d, "compare-latency")).to_have_count(0)
+    # a link that is not (or no longer) on the server: gradio says so, nothing is restored
+    _open(d, app_url + "?deep_link=expiredLink01")
+    expect(d.get_by_test_id("toast-body").first).to_contain_text("Deep link was not valid")
+    expect(d.locator("#share-restored")).to_have_text("")
+    expect(d.locator("#shared-image img")).to_have_count(0)
     for context in (context_a, context_b, context_c, context_d):
         context.close()

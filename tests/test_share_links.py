@@ -29,15 +29,15 @@ def _links_dir() -> Path:
 
 
 def _fn_index(demo, api_name: str) -> int:
-    return next(fn._id for fn in demo.fns.values() if fn.api_name == api_name)
+    return next(fn._id for fn in demo.fns.values() if fn.api_name == api_name or fn.name == api_name)
 
 
-def _run(app_url: str, demo, api_name: str, data: list, session: str) -> str:
+def _run(app_url: str, demo, api_name: str, data: list, session: str, event_data: object = None) -> str:
     """One event through gradio's queue, as a browser sends it, in the session ``session``;
     the text of the completed message."""
     joined = httpx.post(f"{app_url}gradio_api/queue/join", timeout=60, json={
         "data": data, "fn_index": _fn_index(demo, api_name), "session_hash": session,
-        "event_data": None, "trigger_id": None})
+        "event_data": event_data, "trigger_id": None})
     assert joined.status_code == 200, joined.text
     with httpx.stream("GET", f"{app_url}gradio_api/queue/data", params={"session_hash": session},
                       timeout=120) as stream:
@@ -89,6 +89,29 @@ def test_a_link_restores_its_sessions_image_and_result_and_no_other_sessions(app
     assert other != link
     assert _value(_config(app_url, other), "resnet-label") in (None, {})
     assert _make_link(app_url, mine).json() == link
+
+
+def _selected_tab(config: dict):
+    return next(c for c in config["components"] if c["type"] == "tabs")["props"].get("selected")
+
+
+def _select_tab(app_url: str, demo, session: str, index: object) -> None:
+    """The browser's tab select event, with whatever index a hostile client sends."""
+    answer = httpx.post(f"{app_url}gradio_api/run/predict", timeout=30, json={
+        "data": [], "fn_index": _fn_index(demo, "remember_selected_tab"), "session_hash": session,
+        "event_data": {"index": index, "value": "x"}, "trigger_id": None})
+    assert answer.status_code in (200, 500), answer.text
+    assert "Traceback" not in answer.text
+
+
+def test_the_selected_tab_is_in_the_link_and_a_hostile_index_changes_nothing(app_url, running_app):
+    session = uuid.uuid4().hex
+    _select_tab(app_url, running_app, session, 2)
+    link = _make_link(app_url, session).json()
+    assert _selected_tab(_config(app_url, link)) == "compare"
+    for hostile in (99, -1, "2", True, None, [1], 2.0):
+        _select_tab(app_url, running_app, session, hostile)
+        assert _make_link(app_url, session).json() == link, hostile
 
 
 def test_an_unknown_session_gets_no_link_and_writes_nothing(app_url):

@@ -102,14 +102,15 @@ async () => {
     if (!response.ok) {
         try { return JSON.parse(text).detail; } catch (error) { return 'The link could not be made.'; }
     }
-    const name = JSON.parse(text);  // empty while this session has sent the server nothing
+    let name;  // empty while this session has sent the server nothing
+    try { name = JSON.parse(text); } catch (error) { return 'The link could not be made.'; }
     if (name) url.searchParams.set('deep_link', name);
     try { await navigator.clipboard.writeText(url.toString()); } catch (error) { /* copy by hand */ }
     return url.toString();
 }
 """
 RESTORED_JS = """
-() => new URLSearchParams(window.location.search).has('deep_link')
+() => window.gradio_config?.deep_link_state === 'valid'
     ? 'Restored from a share link: the image, tab, models and results as they were shared.' : ''
 """
 SHARE_INFO = ("Opens this image, tab, models and results in any browser, for about an hour "
