@@ -104,11 +104,12 @@ def build_demo(settings: Settings | None = None, service: ClassificationService 
                 # No fn: clicking an example only fills the image, so nothing is cached or run at start-up.
                 gr.Examples(examples=[[p] for p in example_images()], inputs=[image], label="Examples",
                             examples_per_page=8, cache_examples=False)
+                page.share_link(demo)  # a link that reopens image, tab, models and results
             tabs_column = gr.Column(scale=3, min_width=340)
         handlers = Handlers(service, Path(image.GRADIO_CACHE) / "exports")
         auto = AutoRun(image, top_k, auto_run, current_tab_state("resnet"))
         with tabs_column:
-            with gr.Tabs():
+            with gr.Tabs() as tabs:
                 with gr.Tab("ResNet", id="resnet") as resnet:
                     resnet_tab.build_tab(image, handlers, auto)
                 with gr.Tab("ViT", id="vit") as vit:
@@ -123,6 +124,7 @@ def build_demo(settings: Settings | None = None, service: ClassificationService 
                                 (robustness, "robustness"), (evaluate, "evaluate")):
                 auto.wire_selection(tab, tab_id)
 
+        page.remember_tab(tabs)  # the selected tab is part of a share link
         explain_tab.build_explain_api(image, handlers)  # /explain (API only)
     # Model events share one concurrency group; requests that overlap are merged into one
     # forward pass by the service, so the group admits a full batch per forward slot.
@@ -152,7 +154,8 @@ def launch_kwargs(settings: Settings) -> dict:
         **page.page_kwargs(),  # theme (system fonts) and layout CSS
         footer_links=["api", "gradio"],
         # the upload cap holds on every route: JSON bodies (base64 data: URLs) are capped too
-        app_kwargs={"middleware": [Middleware(BodySizeLimit, max_body=body_cap(max_file_bytes(settings)))]},
+        app_kwargs={"middleware": [Middleware(BodySizeLimit, max_body=body_cap(max_file_bytes(settings))),
+                                   page.share_middleware(ttl=DELETE_CACHE[1])]},  # bounded share links
     )
 
 

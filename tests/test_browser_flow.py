@@ -124,8 +124,13 @@ def test_audience_flow(browser, auto_app, photo, size):  # noqa: F811
     # ... and a fair timing: a warm-up, then 3 runs of each model, median and spread per stage
     page.locator("#compare-timing").get_by_role("button", name="Fair timing").click()
     runs = page.locator("#compare-timing-runs input[type=number]")
-    runs.fill("3")
-    runs.press("Enter")
+    expect(runs).to_be_visible()
+    for _ in range(3):  # the accordion's slider may still be mounting when first typed into
+        runs.fill("3")
+        runs.press("Enter")
+        if runs.input_value() == "3":
+            break
+        page.wait_for_timeout(500)
     expect(runs).to_have_value("3")
     page.click("#compare-timing-run")
     expect(page.locator("#compare-timing-table [role=row].virtual-row")).to_have_count(8, timeout=MODEL_MS)

@@ -91,7 +91,7 @@ class AutoRun:
     image: Component
     top_k: Component
     enabled: gr.Checkbox
-    current: gr.State
+    current: gr.Textbox
     version: gr.State = field(default_factory=lambda: gr.State(InputsVersion()))  # copied per session
     _tabs: dict[str, TabRun] = field(default_factory=dict)
 
@@ -157,6 +157,7 @@ def _run_on_selection(tab_id: str, entry: TabRun, version: InputsVersion, enable
     return gr.skip()
 
 
-def current_tab_state(default: str) -> gr.State:
-    """Which tab the visitor is looking at (per session)."""
-    return gr.State(default)
+def current_tab_state(default: str) -> gr.Textbox:
+    """Which tab the visitor is looking at (per session). A hidden field rather than gr.State, so
+    that a share link (which holds component values, never State) reopens with it."""
+    return gr.Textbox(value=default, visible=False, max_length=20, elem_id="current-tab")

@@ -1,4 +1,5 @@
-"""The page around the tabs: theme (system fonts only), layout CSS, presenter mode, upload check.
+"""The page around the tabs: theme (system fonts only), layout CSS, presenter mode, upload check,
+share links.
 
 Nothing here loads from another host: the theme names local system fonts (gradio's default
 theme fetches Google Fonts), so the page works offline and behind a classroom firewall.
@@ -6,9 +7,11 @@ theme fetches Google Fonts), so the page works offline and behind a classroom fi
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
 from dashboard.handlers import user_errors
 from dashboard.palette import MODEL_COLOURS
@@ -85,3 +88,91 @@ def wire_upload_check(image: gr.Image, service: "ClassificationService") -> None
     # loop must not run unbounded beside the models
     image.upload(check_upload, inputs=[image], outputs=None, api_name="check_image",
                  concurrency_id="upload_check", concurrency_limit=2, show_progress="hidden")
+
+
+# --- share links (gradio's deep links) ---------------------------------------------------------
+# Asks gradio for a snapshot of this session (GET gradio_api/deep_link) and shows the link in a
+# box, copied to the clipboard where the browser allows it: navigator.clipboard exists only on
+# https and localhost, so a classroom server on http://<LAN address> still shows a usable link.
+SHARE_JS = """
+async () => {
+    const url = new URL(window.location.href);
+    url.searchParams.delete('deep_link');
+    let response;
+    try {
+        response = await fetch(`gradio_api/deep_link?session_hash=${window.__gradio_session_hash__}`);
+    } catch (error) {
+        return 'The link could not be made: the server did not answer.';
+    }
+    const text = await response.text();
+    if (!response.ok) {
+        try { return JSON.parse(text).detail; } catch (error) { return 'The link could not be made.'; }
+    }
+    let name;  // empty while this session has sent the server nothing
+    try { name = JSON.parse(text); } catch (error) { return 'The link could not be made.'; }
+    if (name) url.searchParams.set('deep_link', name);
+    try { await navigator.clipboard.writeText(url.toString()); } catch (error) { /* copy by hand */ }
+    return url.toString();
+}
+"""
+RESTORED_JS = """
+() => window.gradio_config?.deep_link_state === 'valid'
+    ? 'Restored from a share link: the image, tab, models and results as they were shared.' : ''
+"""
+SHARE_INFO = ("Opens this image, tab, models and results in any browser, for about an hour "
+              "(links to an uploaded image end when the server deletes the upload).")
+
+
+class ShareLinkButton(gr.DeepLinkButton):
+    """gradio's DeepLinkButton (its icon and its snapshot route), wired by ``share_link``.
+
+    Its own wiring copies to the clipboard only, silently failing on plain http, and adds a
+    server event that sleeps a second per click to reset the label; ours shows the link instead.
+    """
+
+    def get_block_name(self) -> str:
+        return "button"  # the front end's own Button (gradio names a template by its parent class)
+
+    get_block_class = get_block_name
+
+    def activate(self) -> None:
+        """Nothing here: ``share_link`` wires the click once the link box exists."""
+
+
+def share_link(demo: gr.Blocks) -> tuple[ShareLinkButton, gr.Textbox]:
+    """A "Copy share link" button, the box that shows the link, and a note on a restored page."""
+    restored = gr.Markdown(elem_id="share-restored")
+    button = ShareLinkButton("Copy share link", size="sm", elem_classes=["share-link-button"])
+    link = gr.Textbox(label="Share link", info=SHARE_INFO, interactive=False, buttons=["copy"],
+                      elem_id="share-link")
+    button.click(None, outputs=[link], js=SHARE_JS, queue=False, api_visibility="private")
+    demo.load(None, outputs=[restored], js=RESTORED_JS, queue=False)
+    return button, link
+
+
+def remember_tab(tabs: gr.Tabs) -> None:
+    """Tell the server which tab is selected, so that a share link reopens it: gradio changes
+    tabs in the browser only, and a deep link holds what the server last saw.
+
+    One event for all tabs, ``always_last``: answers come back in order, so quick clicks on
+    several tabs end on the last one clicked.
+    """
+    ids = [tab.id for tab in tabs.children if isinstance(tab, gr.Tab)]
+
+    def remember_selected_tab(evt: gr.SelectData):
+        index = evt.index  # sent by the browser: anything
+        if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(ids):
+            return gr.Tabs(selected=ids[index])
+        return gr.skip()
+
+    tabs.select(remember_selected_tab, None, [tabs], queue=False, trigger_mode="always_last",
+                api_visibility="private", show_progress="hidden")
+
+
+def share_middleware(ttl: float):
+    """The middleware that bounds the deep links' snapshots (size, number, lifetime ``ttl``)."""
+    from starlette.middleware import Middleware
+
+    from dashboard.share_links import DeepLinkLimits
+
+    return Middleware(DeepLinkLimits, directory=Path(get_upload_folder()) / "deep_links", ttl=ttl)
