@@ -102,11 +102,12 @@ def build_demo(settings: Settings | None = None, service: ClassificationService 
                                            info="A new image, model or top-k reruns the tab shown",
                                            elem_id="auto-run")
                 # No fn: clicking an example only fills the image, so nothing is cached or run at start-up.
-                gr.Examples(examples=[[p] for p in example_images()], inputs=[image], label="Examples",
-                            examples_per_page=8, cache_examples=False)
+                examples = gr.Examples(examples=[[p] for p in example_images()], inputs=[image], label="Examples",
+                                       examples_per_page=8, cache_examples=False)
                 page.share_link(demo)  # a link that reopens image, tab, models and results
             tabs_column = gr.Column(scale=3, min_width=340)
         handlers = Handlers(service, Path(image.GRADIO_CACHE) / "exports")
+        image.example_loaded = examples.load_input_event  # for the listeners of a new image (tabs.autorun)
         auto = AutoRun(image, top_k, auto_run, current_tab_state("resnet"))
         with tabs_column:
             with gr.Tabs() as tabs:

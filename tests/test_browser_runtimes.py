@@ -67,7 +67,7 @@ def test_compare_shows_one_model_on_two_runtimes(page):
     from playwright.sync_api import expect
 
     _tab(page, "Compare")
-    page.locator("#compare-models").get_by_label("ViT-B/16", exact=True).uncheck()
+    page.locator("#compare-models-vit").get_by_label("ViT-B/16", exact=True).uncheck()
     page.locator("#compare-runtime").get_by_label("ONNX Runtime", exact=True).check()
     page.click("#compare-run")
     rows = page.locator("#compare-latency [role=row].virtual-row")

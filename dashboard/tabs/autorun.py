@@ -17,6 +17,7 @@ import functools
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import gradio as gr
 
@@ -45,22 +46,56 @@ class TabRun:
 
 
 class InputsVersion:
-    """Per session and tab: how many times the tab's outputs were cleared for new inputs. A run
-    that started before the latest clear drops its answer (it belongs to older inputs): without
-    this, a slow run for the previous model choice could land after the clear for the new one."""
+    """Per session and tab: the inputs its outputs were last cleared for, how many times that
+    happened, and the inputs it last ran on.
+
+    - A run that started before the latest clear drops its answer (it belongs to older inputs):
+      without this, a slow run for the previous model choice could land after the clear.
+    - A change event whose inputs are those already seen does nothing. Gradio fires an image's
+      change several times for one new upload; clearing each time would clear the Labels, whose
+      own change events come back around, and the page would loop.
+    """
 
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
+        self.seen: dict[str, str] = {}
+        self.ran: dict[str, str] = {}
 
-    def bump(self, tab: str) -> None:
+    @staticmethod
+    def _signature(values: Sequence[object]) -> str:
+        return repr(values)
+
+    def bump(self, tab: str, values: Sequence[object]) -> None:
         self.counts[tab] = self.counts.get(tab, 0) + 1
+        self.seen[tab] = self._signature(values)
+
+    def is_new(self, tab: str, values: Sequence[object]) -> bool:
+        return self.seen.get(tab) != self._signature(values)
+
+    def claim_run(self, tab: str, values: Sequence[object]) -> bool:
+        """True once per inputs: the tab has not run on ``values`` yet (and they are the latest)."""
+        signature = self._signature(values)
+        if self.ran.get(tab) == signature or self.seen.get(tab, signature) != signature:
+            return False
+        self.ran[tab] = signature
+        return True
 
     def get(self, tab: str) -> int:
         return self.counts.get(tab, 0)
 
 
 def _cleared(tab: str, clear: Callable, version: InputsVersion, *values: object):
-    version.bump(tab)
+    """A button's clear: always (the button then runs on these inputs)."""
+    version.bump(tab, values)
+    version.ran[tab] = version._signature(values)
+    return clear(*values)
+
+
+def _cleared_if_new(tab: str, clear: Callable, version: InputsVersion, *values: object):
+    """An input's change: clear only when the inputs really are new (see InputsVersion)."""
+    if not version.is_new(tab, values):
+        return gr.skip()
+    version.bump(tab, values)
     return clear(*values)
 
 
@@ -88,7 +123,7 @@ def _endpoint(tab: str, run: Callable) -> Callable:
 class AutoRun:
     """The page's shared image, top-k and auto-run checkbox, and which tab is shown."""
 
-    image: Component
+    image: gr.Image
     top_k: Component
     enabled: gr.Checkbox
     current: gr.Textbox
@@ -115,15 +150,19 @@ class AutoRun:
         (with ``top_k``) the shared top-k changes."""
         entry = TabRun(run, clear, list(inputs), list(outputs), ready)
         self._tabs[tab_id] = entry
-        changed = [self.image, *triggers] + ([self.top_k] if top_k else [])
+        # The image's own events, not its change: gradio fires change again whenever an event that
+        # reads the image completes, and those events are these ones (a loop of no-op requests).
+        changed = [*new_image_triggers(self.image), *(c.change for c in triggers)]
+        changed += [self.top_k.change] if top_k else []
+        clear = dict(fn=functools.partial(_cleared_if_new, tab_id, entry.clear), inputs=[self.version, *entry.inputs],
+                     outputs=entry.outputs, api_visibility="private", queue=False, show_progress="hidden")
         # cleared at once, in the page's own round trip; then, if it is the tab shown, run again
-        (gr.on([c.change for c in changed], functools.partial(_cleared, tab_id, entry.clear),
-               [self.version, *entry.inputs], entry.outputs, api_visibility="private", queue=False,
-               show_progress="hidden")
-         .then(functools.partial(_follow_inputs, tab_id, entry), [self.version, self.enabled, self.current,
-                                                                  *entry.inputs],
-               entry.outputs, api_visibility="private", trigger_mode="always_last", concurrency_id="models",
-               show_progress="minimal"))
+        follow = dict(fn=functools.partial(_follow_inputs, tab_id, entry),
+                      inputs=[self.version, self.enabled, self.current, *entry.inputs], outputs=entry.outputs,
+                      api_visibility="private", trigger_mode="always_last", concurrency_id="models",
+                      show_progress="minimal")
+        gr.on(changed, **clear).then(**follow)
+        example_loaded(self.image).then(**clear).then(**follow)
 
     def wire_selection(self, tab: gr.Tab, tab_id: str) -> None:
         """Showing a tab makes it current and, with auto-run on, runs it on the current image."""
@@ -140,7 +179,8 @@ class AutoRun:
 def _follow_inputs(tab_id: str, entry: TabRun, version: InputsVersion, enabled: bool, current: str,
                    *values: object):
     """After the clear: run again when auto-run is on and this tab is the one shown."""
-    if not (enabled and current == tab_id and values[0] is not None and entry.ready(*values)):
+    if not (enabled and current == tab_id and values[0] is not None and entry.ready(*values)
+            and version.claim_run(tab_id, values)):
         return gr.skip()
     try:
         return _current_only(tab_id, entry.run, version, *values)
@@ -152,9 +192,31 @@ def _follow_inputs(tab_id: str, entry: TabRun, version: InputsVersion, enabled: 
 
 
 def _run_on_selection(tab_id: str, entry: TabRun, version: InputsVersion, enabled: bool, *values: object):
-    if enabled and values[0] is not None and entry.ready(*values):
+    if enabled and values[0] is not None and entry.ready(*values) and version.claim_run(tab_id, values):
         return _current_only(tab_id, entry.run, version, *values)
-    return gr.skip()
+    return gr.skip()  # off, not ready, or already showing its answer for these inputs
+
+
+def new_image_triggers(image: gr.Image) -> list:
+    """The events of a new image chosen by the visitor: upload (file, paste, webcam), input, clear.
+    Not ``change``: gradio fires it again when an event that reads the image completes, so a
+    listener on it that reads the image (or clears an output such an event just filled) loops or
+    wipes fresh results. An example is put in the image by another event: see example_loaded."""
+    return [image.upload, image.input, image.clear]
+
+
+def example_loaded(image: gr.Image):
+    """The event that puts a clicked example into ``image`` (set by the app as
+    ``image.example_loaded``, gr.Examples' load_input_event); chain listeners with ``.then``."""
+    return image.example_loaded
+
+
+def on_new_image(image: gr.Image, fn: Callable, outputs: Sequence[Component]) -> None:
+    """``fn()`` -> ``outputs`` (a clear) whenever the visitor picks a new image, example included."""
+    options = dict(fn=fn, inputs=None, outputs=list(outputs), api_visibility="private", queue=False,
+                   show_progress="hidden")
+    gr.on(new_image_triggers(image), **options)
+    example_loaded(image).then(**options)
 
 
 def current_tab_state(default: str) -> gr.Textbox:

@@ -27,6 +27,7 @@ class RawImage(gr.Image):
 
     is_template = True  # rendered by the front end's own Image component
     max_bytes: int | None = None  # the upload cap, set by the app; also applied to data: URLs
+    example_loaded = None  # the Examples event that fills this image, set by the app (tabs.autorun)
 
     def preprocess(self, payload: ImageData | None) -> str | None:
         if payload is None:

@@ -7,8 +7,8 @@ import gradio as gr
 from dashboard.compare import AGREEMENT_COLUMNS, LATENCY_COLUMNS
 from dashboard.handlers import MAX_COMPARE, Handlers, user_errors
 from dashboard.models.registry import DEFAULT_COMPARE_KEYS, list_models
-from dashboard.tabs import facts as facts_block
 from dashboard.palette import STAGE_COLOURS
+from dashboard.tabs import facts as facts_block
 from dashboard.tabs.autorun import AutoRun
 from dashboard.tabs.common import ModelChoices, runtime_selector
 from dashboard.tabs.explain import build_compare_explain_panel

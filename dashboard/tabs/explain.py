@@ -13,6 +13,7 @@ import gradio as gr
 from dashboard.explain.record import AUTO, DEFAULT_OPACITY, FAMILY_METHODS, METHODS
 from dashboard.handlers import MAX_COMPARE, Handlers, user_errors
 from dashboard.models.registry import DEFAULT_TORCHVISION_KEY
+from dashboard.tabs.autorun import on_new_image
 
 TOP_1 = ("Top-1 (the prediction)", "")
 # OpenCV's COLORMAP_JET, which grad-cam's show_cam_on_image draws with
@@ -77,7 +78,8 @@ def build_explain_panel(image: gr.Image, handlers: Handlers, model_inputs: Seque
     button.click(explain, [image, *model_inputs, target, method, opacity], [overlay, caption],
                  api_name=f"{prefix}_explain", api_visibility="private", concurrency_id="models")
     # a new image or model: the heatmap no longer belongs to the inputs
-    gr.on([c.change for c in (image, *model_inputs)], _no_heatmap, None, [overlay, caption],
+    on_new_image(image, _no_heatmap, [overlay, caption])
+    gr.on([c.change for c in model_inputs], _no_heatmap, None, [overlay, caption],
           api_visibility="private", queue=False, show_progress="hidden")
     return {"method": method, "class": target, "opacity": opacity, "button": button,
             "overlay": overlay, "caption": caption}
@@ -112,8 +114,9 @@ def build_compare_explain_panel(image: gr.Image, handlers: Handlers,
 
     button.click(compare_explain, [image, models, method, opacity, runtime], [*overlays, details],
                  api_name="compare_explain", concurrency_id="models")
-    gr.on([image.change, models.change], _no_heatmaps, None, overlays, api_visibility="private", queue=False,
-          show_progress="hidden")  # heatmaps of an older image or model choice are never left on show
+    on_new_image(image, _no_heatmaps, overlays)
+    models.change(_no_heatmaps, None, overlays, api_visibility="private", queue=False,
+                  show_progress="hidden")  # heatmaps of an older image or model choice are never left on show
     return {"method": method, "opacity": opacity, "button": button, "overlays": overlays}
 
 

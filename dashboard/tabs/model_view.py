@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import gradio as gr
 
 from dashboard.handlers import Handlers, user_errors
+from dashboard.tabs.autorun import on_new_image
 
 
 def _cleared() -> tuple[None, str]:
@@ -36,7 +37,8 @@ def build_model_view(image: gr.Image, handlers: Handlers, model_inputs: Sequence
                 api_visibility="private", concurrency_id="models")
     button.click(**show)
     block.expand(**show)
-    for changed in (image, *model_inputs, runtime):
+    on_new_image(image, _cleared, [view, caption])
+    for changed in (*model_inputs, runtime):
         changed.change(_cleared, None, [view, caption], api_visibility="private", queue=False,
                        show_progress="hidden")
     return {"view": view, "view_caption": caption, "view_button": button}

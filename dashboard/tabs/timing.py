@@ -6,6 +6,7 @@ from __future__ import annotations
 import gradio as gr
 
 from dashboard.handlers import Handlers, user_errors
+from dashboard.tabs.autorun import on_new_image
 from dashboard.timing import DEFAULT_RUNS, MIN_RUNS, TIMING_COLUMNS, timing_table
 
 TIMING_HELP = (
@@ -51,6 +52,7 @@ def build_timing_panel(image: gr.Image, handlers: Handlers, models: gr.component
 
     button.click(fair_timing, [image, models, runs, runtimes], [table], api_name="fair_timing",
                  concurrency_id="models")
-    for changed in (image, models, runtimes):
+    on_new_image(image, _cleared, [table])
+    for changed in (models, runtimes):
         changed.change(_cleared, None, [table], api_visibility="private", queue=False, show_progress="hidden")
     return {"timing_runs": runs, "timing_button": button, "timing": table}
