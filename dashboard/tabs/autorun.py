@@ -17,7 +17,6 @@ import functools
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import gradio as gr
 
@@ -80,6 +79,9 @@ class InputsVersion:
         self.ran[tab] = signature
         return True
 
+    def mark_ran(self, tab: str, values: Sequence[object]) -> None:
+        self.ran[tab] = self._signature(values)
+
     def get(self, tab: str) -> int:
         return self.counts.get(tab, 0)
 
@@ -87,7 +89,7 @@ class InputsVersion:
 def _cleared(tab: str, clear: Callable, version: InputsVersion, *values: object):
     """A button's clear: always (the button then runs on these inputs)."""
     version.bump(tab, values)
-    version.ran[tab] = version._signature(values)
+    version.mark_ran(tab, values)
     return clear(*values)
 
 
