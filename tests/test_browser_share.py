@@ -124,8 +124,8 @@ def test_a_share_link_restores_its_own_session_and_nothing_of_another(browser, a
     assert _models_in(a, "compare-latency") == COMPARED
 
     # B runs again after A's link was made: A's link, made again, is the same
-    b.locator("#resnet-topk input[type=number]").fill("5")
-    b.locator("#resnet-topk input[type=number]").press("Enter")
+    b.locator("#topk input[type=number]").fill("5")
+    b.locator("#topk input[type=number]").press("Enter")
     b.click("#resnet-run")
     expect(b.locator("#resnet-label .confidence-set")).to_have_count(5, timeout=MODEL_MS)
     assert _share(a) == link_a

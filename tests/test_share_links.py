@@ -62,7 +62,9 @@ def _value(config: dict, elem_id: str):
 
 
 def _classified(app_url: str, demo, session: str, image: dict) -> str:
-    return _run(app_url, demo, "classify_resnet", [image, "resnet18", 3, "pytorch"], session)
+    # the page's own route: the endpoint's first input is the per-session inputs version (State,
+    # filled in by the server), then image, model, top-k, runtime
+    return _run(app_url, demo, "classify_resnet", [None, image, "resnet18", 3, "pytorch"], session)
 
 
 def _uploaded(app_url: str, path: Path = PHOTO) -> dict:
@@ -158,8 +160,8 @@ def test_a_snapshot_over_the_size_cap_is_refused_and_not_kept(app_url, running_a
     """A hostile client makes its session hold 2 MB (the Hub-id box takes any text before
     checking it) and asks for a link: 413 with a short message, and nothing left on disk."""
     session = uuid.uuid4().hex
-    _run(app_url, running_app, "classify_vit",
-         [_uploaded(app_url), "google/vit-base-patch16-224", "x" * (2 * 2**20), 3, "pytorch"], session)
+    _run(app_url, running_app, "classify_vit",  # the inputs version (State) first, as the page sends it
+         [None, _uploaded(app_url), "google/vit-base-patch16-224", "x" * (2 * 2**20), 3, "pytorch"], session)
     before = set(os.listdir(_links_dir()))
     answer = _make_link(app_url, session)
     assert answer.status_code == 413

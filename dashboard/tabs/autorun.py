@@ -93,14 +93,6 @@ def _cleared(tab: str, clear: Callable, version: InputsVersion, *values: object)
     return clear(*values)
 
 
-def _cleared_if_new(tab: str, clear: Callable, version: InputsVersion, *values: object):
-    """An input's change: clear only when the inputs really are new (see InputsVersion)."""
-    if not version.is_new(tab, values):
-        return gr.skip()
-    version.bump(tab, values)
-    return clear(*values)
-
-
 def _current_only(tab: str, run: Callable, version: InputsVersion, *values: object, **kwargs: object):
     started = version.get(tab)
     result = run(*values, **kwargs)
@@ -156,15 +148,18 @@ class AutoRun:
         # reads the image completes, and those events are these ones (a loop of no-op requests).
         changed = [*new_image_triggers(self.image), *(c.change for c in triggers)]
         changed += [self.top_k.change] if top_k else []
-        clear = dict(fn=functools.partial(_cleared_if_new, tab_id, entry.clear), inputs=[self.version, *entry.inputs],
-                     outputs=entry.outputs, api_visibility="private", queue=False, show_progress="hidden")
-        # cleared at once, in the page's own round trip; then, if it is the tab shown, run again
-        follow = dict(fn=functools.partial(_follow_inputs, tab_id, entry),
-                      inputs=[self.version, self.enabled, self.current, *entry.inputs], outputs=entry.outputs,
-                      api_visibility="private", trigger_mode="always_last", concurrency_id="models",
-                      show_progress="minimal")
-        gr.on(changed, **clear).then(**follow)
-        example_loaded(self.image).then(**clear).then(**follow)
+        gate = dict(api_visibility="private", queue=False, show_progress="hidden")
+        run_step = dict(fn=functools.partial(_auto_run, tab_id, entry.run), inputs=[self.version, *entry.inputs],
+                        outputs=entry.outputs, api_visibility="private", trigger_mode="always_last",
+                        concurrency_id="models", show_progress="minimal")
+        is_new = functools.partial(_if_new, tab_id)
+        # gate (new inputs?) -> clear at once -> gate (the tab shown, auto-run on?) -> run
+        for chain in (gr.on(changed, is_new, [self.version, *entry.inputs], None, **gate),
+                      example_loaded(self.image).then(is_new, [self.version, *entry.inputs], None, **gate)):
+            (chain.success(entry.clear, entry.inputs, entry.outputs, **gate)
+             .success(functools.partial(_to_run, tab_id, entry), [self.version, self.enabled, self.current,
+                                                                  *entry.inputs], None, **gate)
+             .success(**run_step))
 
     def wire_selection(self, tab: gr.Tab, tab_id: str) -> None:
         """Showing a tab makes it current and, with auto-run on, runs it on the current image."""
@@ -172,31 +167,54 @@ class AutoRun:
                    queue=False, show_progress="hidden")
         entry = self._tabs.get(tab_id)
         if entry is not None:
-            tab.select(functools.partial(_run_on_selection, tab_id, entry), [self.version, self.enabled, *entry.inputs],
-                       entry.outputs,
-                       api_visibility="private", trigger_mode="always_last", concurrency_id="models",
-                       show_progress="minimal")
+            (tab.select(functools.partial(_to_run_on_selection, tab_id, entry),
+                        [self.version, self.enabled, *entry.inputs], None, api_visibility="private", queue=False,
+                        show_progress="hidden")
+             .success(functools.partial(_auto_run, tab_id, entry.run), [self.version, *entry.inputs],
+                      entry.outputs, api_visibility="private", trigger_mode="always_last",
+                      concurrency_id="models", show_progress="minimal"))
 
 
-def _follow_inputs(tab_id: str, entry: TabRun, version: InputsVersion, enabled: bool, current: str,
-                   *values: object):
-    """After the clear: run again when auto-run is on and this tab is the one shown."""
+class _NothingToDo(gr.Error):
+    """Stops an auto-run chain quietly: its inputs are not new, or the tab is not to run. A gate
+    with no outputs rather than a gr.skip(): gradio resets a skipped output's value in the
+    session's record, and share links are made from that record."""
+
+    def __init__(self) -> None:
+        super().__init__("nothing to do", visible=False, print_exception=False)
+
+
+def _if_new(tab: str, version: InputsVersion, *values: object) -> None:
+    """An input's change: go on (and remember the inputs) only when they really are new."""
+    if not version.is_new(tab, values):
+        raise _NothingToDo()
+    version.bump(tab, values)
+
+
+def _to_run(tab_id: str, entry: TabRun, version: InputsVersion, enabled: bool, current: str,
+            *values: object) -> None:
+    """After the clear: go on when auto-run is on and this tab is the one shown."""
     if not (enabled and current == tab_id and values[0] is not None and entry.ready(*values)
             and version.claim_run(tab_id, values)):
-        return gr.skip()
+        raise _NothingToDo()
+
+
+def _to_run_on_selection(tab_id: str, entry: TabRun, version: InputsVersion, enabled: bool,
+                         *values: object) -> None:
+    """A tab shown: run it, unless auto-run is off, it is not ready, or it already shows its
+    answer for these inputs."""
+    if not (enabled and values[0] is not None and entry.ready(*values) and version.claim_run(tab_id, values)):
+        raise _NothingToDo()
+
+
+def _auto_run(tab_id: str, run: Callable, version: InputsVersion, *values: object):
     try:
-        return _current_only(tab_id, entry.run, version, *values)
+        return _current_only(tab_id, run, version, *values)
     except gr.Error as exc:
         # an unreadable upload is already flagged by the upload check: no second toast
         if isinstance(exc.__context__, ImageInputError):
-            return gr.skip()
+            raise _NothingToDo() from None
         raise
-
-
-def _run_on_selection(tab_id: str, entry: TabRun, version: InputsVersion, enabled: bool, *values: object):
-    if enabled and values[0] is not None and entry.ready(*values) and version.claim_run(tab_id, values):
-        return _current_only(tab_id, entry.run, version, *values)
-    return gr.skip()  # off, not ready, or already showing its answer for these inputs
 
 
 def new_image_triggers(image: gr.Image) -> list:

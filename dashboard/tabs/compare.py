@@ -41,6 +41,10 @@ LIMIT_JS = """(cnn, vit, order) => {
 }""" % MAX_COMPARE
 
 
+def _groups_seen(cnn: list[str], vit: list[str]) -> None:
+    """Nothing to do: the call itself lets the server see the two groups' values."""
+
+
 def _group(backend: str, label: str, elem_id: str) -> gr.CheckboxGroup:
     specs = list_models(backend)
     return gr.CheckboxGroup(choices=[(s.display_name, s.key) for s in specs],
@@ -60,7 +64,9 @@ def build_tab(image: gr.Image, handlers: Handlers, auto: AutoRun) -> dict[str, g
     models = ModelChoices(choices=[(s.display_name, s.key) for s in list_models()], value=list(DEFAULT_COMPARE_KEYS),
                           label=f"Models (2 to {MAX_COMPARE})", visible="hidden", elem_id="compare-models")
     for group in (cnn, vit):
-        group.input(None, [cnn, vit, models], [cnn, vit, models], js=LIMIT_JS, queue=False)
+        # the server sees what the groups show (a share link restores the values it last saw)
+        (group.input(None, [cnn, vit, models], [cnn, vit, models], js=LIMIT_JS, queue=False)
+         .then(_groups_seen, [cnn, vit], None, api_visibility="private", queue=False, show_progress="hidden"))
     # each chosen model runs on each chosen runtime: "ResNet-18" and "ResNet-18 · ONNX Runtime int8"
     runtimes = runtime_selector("compare", multiple=True)
     button = gr.Button("Compare", variant="primary", elem_id="compare-run")
