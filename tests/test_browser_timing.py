@@ -3,47 +3,36 @@ the Fair timing panel fills its table and is cleared when the models change."""
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 
-from benchmarks.browser import CHROMIUM_ARGS
 from dashboard.compare import LATENCY_COLUMNS, MEASURED_EARLIER, MEASURED_NOW
 from dashboard.timing import TIMING_COLUMNS
+from tests.test_browser import SCREENSHOTS, UI_MS, browser  # noqa: F401  (the shared fixture)
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-output" / "screenshots"
 MODEL_MS = 180_000  # first loads and ViT-B/16 on 2 shared CPU cores
-UI_MS = 30_000
 
 
 @pytest.fixture(scope="module")
-def page(app_url, photo):
-    from playwright.sync_api import expect, sync_playwright
+def page(browser, app_url, photo):  # noqa: F811  (the shared Chromium of tests/test_browser.py)
+    from playwright.sync_api import expect
 
-    if not CHROMIUM.exists():
-        reason = f"Chromium not found at {CHROMIUM}; install it: apt-get install -y chromium"
-        if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(UI_MS)
-        page.goto(app_url)
-        expect(page.get_by_role("heading", name="Image classifier dashboard")).to_be_visible()
-        page.locator("#shared-image input[type=file]").set_input_files(str(photo))
-        expect(page.locator(f"#shared-image img[src$='/{photo.name}']")).to_be_visible()
-        tab = page.get_by_role("tab", name="Compare", exact=True)
-        tab.click()
-        expect(tab).to_have_attribute("aria-selected", "true")
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        yield page
-        browser.close()
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(UI_MS)
+    page.goto(app_url)
+    expect(page.get_by_role("heading", name="Image classifier dashboard")).to_be_visible()
+    page.locator("#shared-image input[type=file]").set_input_files(str(photo))
+    expect(page.locator(f"#shared-image img[src$='/{photo.name}']")).to_be_visible()
+    tab = page.get_by_role("tab", name="Compare", exact=True)
+    tab.click()
+    expect(tab).to_have_attribute("aria-selected", "true")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    yield page
+    context.close()
 
 
 def test_a_repeated_comparison_is_marked_in_the_table(page):
