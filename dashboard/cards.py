@@ -3,13 +3,11 @@ reference figures. Plain strings (Markdown), no UI framework: the handlers place
 
 from __future__ import annotations
 
-import html
-import re
 from typing import TYPE_CHECKING
 
+from dashboard.markdown import md_text
 from dashboard.models.facts import facts_line
 
-_MARKDOWN_SPECIAL = re.compile(r"[\\`*\[\]|~]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")  # as handlers.md_text
 
 if TYPE_CHECKING:
     from dashboard.service import Classification
@@ -29,8 +27,7 @@ def card_details(result: Classification) -> str:
     """Lines appended to the one-line model card: the verdict (examples only), then the facts."""
     lines = []
     v = result.verdict
-    if v is not None:  # the text quotes the model's own label: inert in Markdown (md_text's rules)
-        text = _MARKDOWN_SPECIAL.sub(lambda m: "\\" + m.group(0), html.escape(v.text, quote=True))
-        lines.append(f"**Example with a known answer:** {text}")
+    if v is not None:  # the text quotes the model's own label: inert in Markdown
+        lines.append(f"**Example with a known answer:** {md_text(v.text)}")
     lines.append(facts_line(result.info.key))
     return "".join(f"\n\n{line}" for line in lines)

@@ -11,7 +11,6 @@ import functools
 import html
 import logging
 import os
-import re
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ import gradio as gr
 
 from dashboard.cards import answer_title, card_details
 from dashboard.errors import DashboardError, EmptyImageError
+from dashboard.markdown import md_text
 from dashboard.models.runtimes import (
     DISPLAY_NAMES,
     ONNXRUNTIME_INT8,
@@ -61,17 +61,6 @@ def user_errors(fn: F) -> F:
             ) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-# Markdown punctuation that can start code, emphasis, links, tables or HTML; "_" only at a word's
-# edge (inside a word, as in ResNet18_Weights, it is literal in CommonMark).
-_MARKDOWN_SPECIAL = re.compile(r"[\\`*\[\]|~]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
-
-
-def md_text(text: object) -> str:
-    """User-controlled text (a model id, a label, a folder name) made inert inside Markdown:
-    HTML-escaped (<, >, &, quotes), then Markdown punctuation backslash-escaped."""
-    return _MARKDOWN_SPECIAL.sub(lambda m: "\\" + m.group(0), html.escape(str(text), quote=True))
 
 
 def describe_load(result: Classification) -> str:

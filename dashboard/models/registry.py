@@ -100,6 +100,14 @@ def list_keys(backend: Backend | None = None) -> list[str]:
     return [spec.key for spec in list_models(backend)]
 
 
+def choice_groups() -> dict[str, list[str]]:
+    """The built-in keys grouped for a model picker: group title -> keys, in display order."""
+    groups: dict[str, list[str]] = {}
+    for spec in _SPECS:
+        groups.setdefault("CNN" if spec.family == "cnn" else "Transformer", []).append(spec.key)
+    return groups
+
+
 def get_spec(key: str) -> ModelSpec:
     """The built-in spec for ``key``; an unknown key raises an error naming the valid ones."""
     try:
